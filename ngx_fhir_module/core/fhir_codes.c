@@ -1,0 +1,381 @@
+/*
+ * ngx_fhir core: the one table of code systems that moved in R4
+ * (MAPPING.md 1.4), and the small tree helpers the per-type converters share.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fhir_convert_int.h"
+
+
+#define THO  "http://terminology.hl7.org/CodeSystem/"
+
+static const char *const  fhir_moved_systems[] = {
+    "http://hl7.org/fhir/observation-category", THO "observation-category",
+    "http://hl7.org/fhir/condition-category", THO "condition-category",
+    "http://hl7.org/fhir/condition-clinical", THO "condition-clinical",
+    "http://hl7.org/fhir/condition-ver-status", THO "condition-ver-status",
+    "http://hl7.org/fhir/allergyintolerance-clinical",
+        THO "allergyintolerance-clinical",
+    "http://hl7.org/fhir/allergyintolerance-verification",
+        THO "allergyintolerance-verification",
+    "http://hl7.org/fhir/medication-request-category",
+        THO "medicationrequest-category",
+    "http://hl7.org/fhir/diagnosis-role", THO "diagnosis-role",
+    "http://hl7.org/fhir/data-absent-reason", THO "data-absent-reason",
+    "http://hl7.org/fhir/subscriber-relationship",
+        THO "subscriber-relationship",
+    "http://hl7.org/fhir/coverage-class", THO "coverage-class",
+    "http://unitsofmeasure.org/", "http://unitsofmeasure.org",
+    NULL
+};
+
+
+const char *
+fhir_code_system_r4(fhir_conv_t *c, const char *url, size_t len,
+    size_t *out_len)
+{
+    static const char  v2[] = "http://hl7.org/fhir/v2/";
+    static const char  v3[] = "http://hl7.org/fhir/v3/";
+    const char *const  *t;
+    const char         *prefix;
+    char               *p;
+    size_t              n;
+
+    if (len < 20 || url[0] != 'h') {
+        return NULL;
+    }
+
+    for (t = fhir_moved_systems; *t; t += 2) {
+        n = strlen(t[0]);
+        if (n == len && memcmp(t[0], url, n) == 0) {
+            *out_len = strlen(t[1]);
+            return t[1];
+        }
+    }
+
+    /* http://hl7.org/fhir/v2/0203 -> .../CodeSystem/v2-0203, same for v3 */
+    if (len > sizeof(v2) - 1 && memcmp(url, v2, sizeof(v2) - 1) == 0) {
+        prefix = THO "v2-";
+    } else if (len > sizeof(v3) - 1 && memcmp(url, v3, sizeof(v3) - 1) == 0) {
+        prefix = THO "v3-";
+    } else {
+        return NULL;
+    }
+
+    n = len - (sizeof(v2) - 1);
+    if (memchr(url + sizeof(v2) - 1, '/', n)) {
+        return NULL;  /* a value set or other sub-path: not a code system */
+    }
+
+    p = fj_alloc(c->arena, strlen(prefix) + n);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    memcpy(p, prefix, strlen(prefix));
+    memcpy(p + strlen(prefix), url + sizeof(v2) - 1, n);
+    *out_len = strlen(prefix) + n;
+    return p;
+}
+
+
+/* helpers */
+
+static fj_node_t *
+fhir_twin(fj_node_t *obj, const char *key)
+{
+    char  twin[64];
+
+    if (strlen(key) + 2 > sizeof(twin)) {
+        return NULL;
+    }
+
+    twin[0] = '_';
+    strcpy(twin + 1, key);
+    return fj_get(obj, twin);
+}
+
+
+void
+fhir_rename(fhir_conv_t *c, fj_node_t *obj, const char *from, const char *to)
+{
+    fj_node_t  *m;
+    char       *twin;
+
+    m = fj_get(obj, from);
+    if (m) {
+        fj_rename(m, to);
+    }
+
+    m = fhir_twin(obj, from);
+    if (m) {
+        twin = fj_alloc(c->arena, strlen(to) + 2);
+        if (twin) {
+            twin[0] = '_';
+            strcpy(twin + 1, to);
+            fj_rename(m, twin);
+        }
+    }
+}
+
+
+int
+fhir_to_array(fhir_conv_t *c, fj_node_t *obj, const char *key)
+{
+    fj_node_t  *m;
+
+    m = fj_get(obj, key);
+    if (m && m->type != FJ_ARRAY && fj_wrap_array(c->arena, m) == NULL) {
+        return fhir_oom(c);
+    }
+
+    m = fhir_twin(obj, key);
+    if (m && m->type != FJ_ARRAY && fj_wrap_array(c->arena, m) == NULL) {
+        return fhir_oom(c);
+    }
+
+    return 0;
+}
+
+
+static fj_node_t *
+fhir_detach_twin(fj_node_t *obj, const char *key)
+{
+    char  twin[64];
+
+    if (strlen(key) + 2 > sizeof(twin)) {
+        return NULL;
+    }
+
+    twin[0] = '_';
+    strcpy(twin + 1, key);
+    return fj_detach(obj, twin);
+}
+
+
+int
+fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
+    const char *to)
+{
+    fj_node_t  *m, *ann, *arr, *ext;
+
+    m = fj_get(obj, from);
+    if ((m && m->type != FJ_STRING) || fj_get(obj, to)) {
+        return 0;
+    }
+
+    m = fj_detach(obj, from);
+    ext = fhir_detach_twin(obj, from);
+
+    if (m == NULL && ext == NULL) {
+        return 0;
+    }
+
+    FHIR_TRY(ann = fj_new(c->arena, FJ_OBJECT));
+
+    if (m) {
+        fj_append(ann, fj_member(m, "text"));
+    }
+    if (ext) {
+        fj_append(ann, fj_member(ext, "_text"));
+    }
+
+    FHIR_TRY(arr = fj_new(c->arena, FJ_ARRAY));
+    fj_append(arr, ann);
+    fj_append(obj, fj_member(arr, to));
+    return 0;
+}
+
+
+fj_node_t *
+fhir_coding(fhir_conv_t *c, const char *system, const char *code,
+    const char *display)
+{
+    fj_node_t  *coding, *m;
+
+    coding = fj_new(c->arena, FJ_OBJECT);
+    if (coding == NULL) {
+        return NULL;
+    }
+
+    if (system) {
+        if ((m = fj_new_str(c->arena, system)) == NULL) {
+            return NULL;
+        }
+        fj_append(coding, fj_member(m, "system"));
+    }
+
+    if ((m = fj_new_str(c->arena, code)) == NULL) {
+        return NULL;
+    }
+    fj_append(coding, fj_member(m, "code"));
+
+    if (display) {
+        if ((m = fj_new_str(c->arena, display)) == NULL) {
+            return NULL;
+        }
+        fj_append(coding, fj_member(m, "display"));
+    }
+
+    return coding;
+}
+
+
+fj_node_t *
+fhir_codeable(fhir_conv_t *c, const char *system, const char *code,
+    size_t code_len)
+{
+    fj_node_t  *cc, *arr, *coding, *m;
+
+    cc = fj_new(c->arena, FJ_OBJECT);
+    arr = fj_new(c->arena, FJ_ARRAY);
+    coding = fj_new(c->arena, FJ_OBJECT);
+    if (cc == NULL || arr == NULL || coding == NULL) {
+        return NULL;
+    }
+
+    if ((m = fj_new_str(c->arena, system)) == NULL) {
+        return NULL;
+    }
+    fj_append(coding, fj_member(m, "system"));
+
+    if ((m = fj_new_strn(c->arena, code, code_len)) == NULL) {
+        return NULL;
+    }
+    fj_append(coding, fj_member(m, "code"));
+
+    fj_append(arr, coding);
+    fj_append(cc, fj_member(arr, "coding"));
+    return cc;
+}
+
+
+fj_node_t *
+fhir_dar(fhir_conv_t *c)
+{
+    fj_node_t  *obj, *arr, *ext, *m;
+
+    obj = fj_new(c->arena, FJ_OBJECT);
+    arr = fj_new(c->arena, FJ_ARRAY);
+    ext = fj_new(c->arena, FJ_OBJECT);
+    if (obj == NULL || arr == NULL || ext == NULL) {
+        return NULL;
+    }
+
+    if ((m = fj_new_str(c->arena, FHIR_DAR_URL)) == NULL) {
+        return NULL;
+    }
+    fj_append(ext, fj_member(m, "url"));
+
+    if ((m = fj_new_str(c->arena, "unknown")) == NULL) {
+        return NULL;
+    }
+    fj_append(ext, fj_member(m, "valueCode"));
+
+    fj_append(arr, ext);
+    fj_append(obj, fj_member(arr, "extension"));
+    return obj;
+}
+
+
+int
+fhir_require(fhir_conv_t *c, fj_node_t *obj, const char *key, int array)
+{
+    fj_node_t  *dar, *arr;
+
+    if (fj_get(obj, key)) {
+        return 0;
+    }
+
+    FHIR_TRY(dar = fhir_dar(c));
+
+    if (array) {
+        FHIR_TRY(arr = fj_new(c->arena, FJ_ARRAY));
+        fj_append(arr, dar);
+        dar = arr;
+    }
+
+    fj_append(obj, fj_member(dar, key));
+    return 0;
+}
+
+
+int
+fhir_require_primitive(fhir_conv_t *c, fj_node_t *obj, const char *key)
+{
+    fj_node_t  *dar;
+    char       *twin;
+
+    if (fj_get(obj, key) || fhir_twin(obj, key)) {
+        return 0;
+    }
+
+    FHIR_TRY(dar = fhir_dar(c));
+    FHIR_TRY(twin = fj_alloc(c->arena, strlen(key) + 2));
+    twin[0] = '_';
+    strcpy(twin + 1, key);
+    fj_append(obj, fj_member(dar, twin));
+    return 0;
+}
+
+
+int
+fhir_add_extension(fhir_conv_t *c, fj_node_t *obj, const char *url,
+    const char *value_key, fj_node_t *value)
+{
+    fj_node_t  *arr, *ext, *m;
+
+    arr = fj_get(obj, "extension");
+    if (arr == NULL) {
+        FHIR_TRY(arr = fj_new(c->arena, FJ_ARRAY));
+        fj_append(obj, fj_member(arr, "extension"));
+    }
+
+    FHIR_TRY(ext = fj_new(c->arena, FJ_OBJECT));
+    FHIR_TRY(m = fj_new_str(c->arena, url));
+    fj_append(ext, fj_member(m, "url"));
+    fj_append(ext, fj_member(value, value_key));
+    fj_append(arr, ext);
+    return 0;
+}
+
+
+int
+fhir_to_extension(fhir_conv_t *c, fj_node_t *obj, const char *key,
+    const char *url, const char *value_key)
+{
+    fj_node_t  *m;
+
+    m = fj_detach(obj, key);
+    if (m == NULL) {
+        return 0;
+    }
+
+    return fhir_add_extension(c, obj, url, value_key, m);
+}
+
+
+const char *
+fhir_map_code(const fj_node_t *n, const char *const *pairs)
+{
+    if (n == NULL || n->type != FJ_STRING) {
+        return NULL;
+    }
+
+    for ( /* void */ ; pairs[0]; pairs += 2) {
+        if (fj_str_is(n, pairs[0])) {
+            return pairs[1];
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+fhir_put_after(fj_node_t *obj, const char *after, fj_node_t *m)
+{
+    fj_insert_after(obj, after ? fj_get(obj, after) : NULL, m);
+}

@@ -1,0 +1,598 @@
+/*
+ * ngx_fhir core: the conversion driver.  Generic rules that apply to every
+ * resource (MAPPING.md section 1), Bundles (section 13), URL rewriting, and
+ * the dispatch to the per-type converters in fhir_types.c.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fhir_convert_int.h"
+
+
+typedef int (*fhir_type_conv_pt)(fhir_conv_t *c, fj_node_t *r);
+
+typedef struct {
+    const char          *type;
+    fhir_type_conv_pt    handler;
+} fhir_type_t;
+
+
+static const fhir_type_t  fhir_types[] = {
+    { "Patient",             fhir_conv_patient },
+    { "Observation",         fhir_conv_observation },
+    { "Condition",           fhir_conv_condition },
+    { "Encounter",           fhir_conv_encounter },
+    { "AllergyIntolerance",  fhir_conv_allergy },
+    { "MedicationOrder",     fhir_conv_medication_order },
+    { "MedicationRequest",   fhir_conv_medication_request },
+    { "MedicationStatement", fhir_conv_medication_statement },
+    { "Coverage",            fhir_conv_coverage },
+    { "Location",            fhir_conv_location },
+    { "Practitioner",        fhir_conv_practitioner },
+    { "OperationOutcome",    fhir_conv_operation_outcome },
+    { "Conformance",         fhir_conv_capability },
+    { "CapabilityStatement", fhir_conv_capability },
+    { "Bundle",              NULL },
+    { NULL, NULL }
+};
+
+
+static int fhir_convert_bundle(fhir_conv_t *c, fj_node_t *bundle);
+static int fhir_walk(fhir_conv_t *c, fj_node_t *n, int in_repeat);
+
+
+int
+fhir_oom(fhir_conv_t *c)
+{
+    snprintf(c->err, sizeof(c->err), "out of memory");
+    return -1;
+}
+
+
+static const fhir_type_t *
+fhir_find_type(const char *type, size_t len)
+{
+    const fhir_type_t  *t;
+
+    for (t = fhir_types; t->type; t++) {
+        if (strlen(t->type) == len && memcmp(t->type, type, len) == 0) {
+            return t;
+        }
+    }
+
+    return NULL;
+}
+
+
+int
+fhir_type_is_mapped(const char *type, size_t len)
+{
+    return fhir_find_type(type, len) != NULL;
+}
+
+
+const char *
+fhir_r4_type_name(fhir_version_t from, const char *type, size_t len)
+{
+    if (from == FHIR_DSTU2) {
+        if (len == 15 && memcmp(type, "MedicationOrder", 15) == 0) {
+            return "MedicationRequest";
+        }
+        if (len == 11 && memcmp(type, "Conformance", 11) == 0) {
+            return "CapabilityStatement";
+        }
+    }
+
+    return NULL;
+}
+
+
+fhir_version_t
+fhir_version_from_string(const char *s)
+{
+    if (strcmp(s, "dstu2") == 0 || strncmp(s, "1.0", 3) == 0) {
+        return FHIR_DSTU2;
+    }
+    if (strcmp(s, "stu3") == 0 || strncmp(s, "3.0", 3) == 0) {
+        return FHIR_STU3;
+    }
+    if (strcmp(s, "r4") == 0 || strncmp(s, "4.0", 3) == 0) {
+        return FHIR_R4;
+    }
+    return FHIR_VERSION_UNKNOWN;
+}
+
+
+const char *
+fhir_version_name(fhir_version_t v)
+{
+    switch (v) {
+    case FHIR_DSTU2: return "dstu2";
+    case FHIR_STU3:  return "stu3";
+    case FHIR_R4:    return "r4";
+    default:         return "unknown";
+    }
+}
+
+
+static int
+fhir_contains(const char *text, size_t len, const char *needle)
+{
+    size_t  n = strlen(needle), i;
+
+    if (len < n) {
+        return 0;
+    }
+
+    for (i = 0; i + n <= len; i++) {
+        if (text[i] == needle[0] && memcmp(text + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+fhir_version_t
+fhir_detect_version(const char *text, size_t len)
+{
+    static const char *const  dstu2[] = {
+        "\"MedicationOrder\"", "\"Conformance\"", "\"careProvider\"",
+        "\"dateRecorded\"", "\"dateWritten\"", "\"fhir_comments\"",
+        "\"json+fhir\"", "\"fhirVersion\":\"1.0", "\"fhirVersion\": \"1.0",
+        NULL
+    };
+    static const char *const  stu3[] = {
+        "\"MedicationRequest\"", "\"CapabilityStatement\"",
+        "\"assertedDate\"", "\"generalPractitioner\"", "\"authoredOn\"",
+        "\"fhirVersion\":\"3.0", "\"fhirVersion\": \"3.0", NULL
+    };
+    static const char *const  r4[] = {
+        "\"fhirVersion\":\"4.0", "\"fhirVersion\": \"4.0", "\"doseAndRate\"",
+        NULL
+    };
+    int  i;
+
+    for (i = 0; r4[i]; i++) {
+        if (fhir_contains(text, len, r4[i])) {
+            return FHIR_R4;
+        }
+    }
+    for (i = 0; dstu2[i]; i++) {
+        if (fhir_contains(text, len, dstu2[i])) {
+            return FHIR_DSTU2;
+        }
+    }
+    for (i = 0; stu3[i]; i++) {
+        if (fhir_contains(text, len, stu3[i])) {
+            return FHIR_STU3;
+        }
+    }
+
+    /* DSTU2 HumanName.family is an array */
+    if (fhir_contains(text, len, "\"family\":[")
+        || fhir_contains(text, len, "\"family\": ["))
+    {
+        return FHIR_DSTU2;
+    }
+
+    return FHIR_VERSION_UNKNOWN;
+}
+
+
+/* URL rewriting */
+
+int
+fhir_rewrite_url(fhir_conv_t *c, const char *in, size_t len,
+    const char **out, size_t *out_len)
+{
+    const char  *rest, *type, *to, *slash;
+    size_t       rest_len, type_len, n, to_len;
+    int          based = 0;
+    char        *p;
+
+    *out = in;
+    *out_len = len;
+
+    rest = in;
+    rest_len = len;
+
+    if (c->partner_base_len && len >= c->partner_base_len
+        && memcmp(in, c->partner_base, c->partner_base_len) == 0
+        && (len == c->partner_base_len || in[c->partner_base_len] == '/'
+            || in[c->partner_base_len] == '?'))
+    {
+        based = 1;
+        rest = in + c->partner_base_len;
+        rest_len = len - c->partner_base_len;
+    }
+
+    /* the resource type: first path segment after the base (or at start) */
+    type = rest;
+    type_len = rest_len;
+    if (type_len && type[0] == '/') {
+        type++;
+        type_len--;
+    }
+    slash = memchr(type, '/', type_len);
+    n = slash ? (size_t) (slash - type) : type_len;
+    {
+        const char  *q = memchr(type, '?', n);
+        if (q) {
+            n = (size_t) (q - type);
+        }
+    }
+
+    to = fhir_r4_type_name(c->from, type, n);
+
+    if (!based && to == NULL) {
+        return 0;
+    }
+
+    if (!based && (type != rest)) {
+        /* a relative URL written as "/Type/id": keep the slash */
+    }
+
+    to_len = to ? strlen(to) : n;
+
+    p = fj_alloc(c->arena, (based ? c->public_base_len : 0) + rest_len
+                           + to_len + 1);
+    if (p == NULL) {
+        return fhir_oom(c);
+    }
+
+    *out = p;
+
+    if (based) {
+        memcpy(p, c->public_base, c->public_base_len);
+        p += c->public_base_len;
+    }
+
+    memcpy(p, rest, (size_t) (type - rest));
+    p += type - rest;
+    memcpy(p, to ? to : type, to_len);
+    p += to_len;
+    memcpy(p, type + n, type_len - n);
+    p += type_len - n;
+
+    *out_len = (size_t) (p - *out);
+    return 0;
+}
+
+
+static int
+fhir_rewrite_url_node(fhir_conv_t *c, fj_node_t *n)
+{
+    if (n == NULL || n->type != FJ_STRING) {
+        return 0;
+    }
+
+    return fhir_rewrite_url(c, n->raw, n->raw_len, &n->raw, &n->raw_len);
+}
+
+
+/* the generic pass over every element of a resource */
+
+static int
+fhir_join_family(fhir_conv_t *c, fj_node_t *fam)
+{
+    fj_node_t  *e;
+    size_t      len = 0;
+    char       *p, *q;
+
+    for (e = fam->child; e; e = e->next) {
+        if (e->type != FJ_STRING) {
+            snprintf(c->err, sizeof(c->err),
+                     "HumanName.family holds a non-string");
+            return -1;
+        }
+        len += e->raw_len + 1;
+    }
+
+    if (fam->child == NULL) {
+        return 0;
+    }
+
+    p = fj_alloc(c->arena, len);
+    if (p == NULL) {
+        return fhir_oom(c);
+    }
+
+    q = p;
+    for (e = fam->child; e; e = e->next) {
+        if (q != p) {
+            *q++ = ' ';
+        }
+        memcpy(q, e->raw, e->raw_len);
+        q += e->raw_len;
+    }
+
+    fam->type = FJ_STRING;
+    fam->child = NULL;
+    fam->raw = p;
+    fam->raw_len = (size_t) (q - p);
+    return 0;
+}
+
+
+static int
+fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
+{
+    fj_node_t  **pp, *m, *e;
+    const char  *url;
+    size_t       len;
+
+    for (pp = &obj->child; *pp; ) {
+        m = *pp;
+
+        /* DSTU2 JSON comments have no place in the R4 model */
+        if (fj_key_is(m, "fhir_comments")) {
+            *pp = m->next;
+            continue;
+        }
+
+        if (m->type == FJ_STRING) {
+            if (fj_key_is(m, "system")) {
+                url = fhir_code_system_r4(c, m->raw, m->raw_len, &len);
+                if (url) {
+                    m->raw = url;
+                    m->raw_len = len;
+                }
+
+            } else if (fj_key_is(m, "reference")) {
+                if (fhir_rewrite_url_node(c, m) != 0) {
+                    return -1;
+                }
+            }
+        }
+
+        if (IS_DSTU2(c)) {
+            if (m->type == FJ_ARRAY && fj_key_is(m, "family")) {
+                if (fhir_join_family(c, m) != 0) {
+                    return -1;
+                }
+            } else if (m->type == FJ_ARRAY && fj_key_is(m, "_family")) {
+                /* the joined family keeps the first part's extension */
+                for (e = m->child; e && e->type == FJ_NULL; e = e->next) {
+                    /* void */
+                }
+                if (e == NULL) {
+                    *pp = m->next;
+                    continue;
+                }
+                m->type = e->type;
+                m->child = e->child;
+            }
+
+            if (in_repeat) {
+                if (fj_key_is(m, "periodUnits")) {
+                    fj_rename(m, "periodUnit");
+                } else if (fj_key_is(m, "_periodUnits")) {
+                    fj_rename(m, "_periodUnit");
+                } else if (fj_key_is(m, "durationUnits")) {
+                    fj_rename(m, "durationUnit");
+                } else if (fj_key_is(m, "_durationUnits")) {
+                    fj_rename(m, "_durationUnit");
+                } else if (fj_key_is(m, "when") || fj_key_is(m, "_when")) {
+                    if (fj_wrap_array(c->arena, m) == NULL) {
+                        return fhir_oom(c);
+                    }
+                }
+            }
+        }
+
+        if (fj_key_is(m, "contained") && m->type == FJ_ARRAY) {
+            for (e = m->child; e; e = e->next) {
+                if (e->type == FJ_OBJECT && fhir_convert_resource(c, e) != 0) {
+                    return -1;
+                }
+            }
+
+        } else if (m->type == FJ_OBJECT || m->type == FJ_ARRAY) {
+            if (fhir_walk(c, m, fj_key_is(m, "repeat")) != 0) {
+                return -1;
+            }
+        }
+
+        pp = &m->next;
+    }
+
+    return 0;
+}
+
+
+static int
+fhir_walk(fhir_conv_t *c, fj_node_t *n, int in_repeat)
+{
+    fj_node_t  *e;
+
+    if (n->type == FJ_OBJECT) {
+        return fhir_walk_object(c, n, in_repeat);
+    }
+
+    if (n->type == FJ_ARRAY) {
+        for (e = n->child; e; e = e->next) {
+            if (e->type == FJ_OBJECT || e->type == FJ_ARRAY) {
+                if (fhir_walk(c, e, in_repeat) != 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+int
+fhir_convert_resource(fhir_conv_t *c, fj_node_t *res)
+{
+    fj_node_t          *rt, *meta;
+    const fhir_type_t  *t;
+    const char         *to;
+
+    if (res->type != FJ_OBJECT) {
+        snprintf(c->err, sizeof(c->err), "a resource is not a JSON object");
+        return -1;
+    }
+
+    rt = fj_get_str(res, "resourceType");
+    if (rt == NULL) {
+        snprintf(c->err, sizeof(c->err), "a resource has no resourceType");
+        return -1;
+    }
+
+    t = fhir_find_type(rt->raw, rt->raw_len);
+
+    if (t && t->handler == NULL) {
+        return fhir_convert_bundle(c, res);
+    }
+
+    if (c->from == FHIR_R4) {
+        /* same version: only the gateway's URLs change */
+        c->resources++;
+        return fhir_walk(c, res, 0);
+    }
+
+    if (t == NULL) {
+        /* no mapping: forwarded unchanged, and counted */
+        c->unmapped++;
+        return 0;
+    }
+
+    to = fhir_r4_type_name(c->from, rt->raw, rt->raw_len);
+    if (to) {
+        rt->raw = to;
+        rt->raw_len = strlen(to);
+    }
+
+    /* profiles of the source version describe what this no longer is */
+    meta = fj_get(res, "meta");
+    if (meta && meta->type == FJ_OBJECT) {
+        fj_detach(meta, "profile");
+        fj_detach(meta, "_profile");
+        if (meta->child == NULL) {
+            fj_detach(res, "meta");
+        }
+    }
+
+    if (fhir_walk(c, res, 0) != 0) {
+        return -1;
+    }
+
+    if (t->handler(c, res) != 0) {
+        return -1;
+    }
+
+    c->resources++;
+    return 0;
+}
+
+
+/* Bundles */
+
+int
+fhir_convert_bundle_head(fhir_conv_t *c, fj_node_t *b)
+{
+    fj_node_t  *m, *l;
+
+    for (m = b->child; m; m = m->next) {
+
+        if (fj_key_is(m, "link") && m->type == FJ_ARRAY) {
+            for (l = m->child; l; l = l->next) {
+                if (fhir_rewrite_url_node(c, fj_get(l, "url")) != 0) {
+                    return -1;
+                }
+            }
+        }
+    }
+
+    fj_detach(b, "fhir_comments");
+
+    if (c->from != FHIR_R4) {
+        m = fj_get(b, "meta");
+        if (m) {
+            fj_detach(m, "profile");
+            if (m->child == NULL) {
+                fj_detach(b, "meta");
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+int
+fhir_convert_entry(fhir_conv_t *c, fj_node_t *entry)
+{
+    fj_node_t  *m, *l;
+
+    fj_detach(entry, "fhir_comments");
+
+    if (fhir_rewrite_url_node(c, fj_get(entry, "fullUrl")) != 0) {
+        return -1;
+    }
+
+    m = fj_get(entry, "link");
+    if (m && m->type == FJ_ARRAY) {
+        for (l = m->child; l; l = l->next) {
+            if (fhir_rewrite_url_node(c, fj_get(l, "url")) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    m = fj_get(entry, "resource");
+    if (m && fhir_convert_resource(c, m) != 0) {
+        return -1;
+    }
+
+    m = fj_get(entry, "request");
+    if (m && fhir_rewrite_url_node(c, fj_get(m, "url")) != 0) {
+        return -1;
+    }
+
+    m = fj_get(entry, "response");
+    if (m) {
+        fj_detach(m, "fhir_comments");
+        if (fhir_rewrite_url_node(c, fj_get(m, "location")) != 0) {
+            return -1;
+        }
+        l = fj_get(m, "outcome");
+        if (l && fhir_convert_resource(c, l) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+fhir_convert_bundle(fhir_conv_t *c, fj_node_t *b)
+{
+    fj_node_t  *entries, *e;
+
+    if (fhir_convert_bundle_head(c, b) != 0) {
+        return -1;
+    }
+
+    entries = fj_get(b, "entry");
+    if (entries && entries->type == FJ_ARRAY) {
+        for (e = entries->child; e; e = e->next) {
+            if (e->type != FJ_OBJECT) {
+                snprintf(c->err, sizeof(c->err),
+                         "Bundle entry is not an object");
+                return -1;
+            }
+            if (fhir_convert_entry(c, e) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,848 @@
+/*
+ * ngx_fhir core: byte-exact JSON tree (see fhir_json.h).
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir_json.h"
+
+
+/* buffers */
+
+int
+fhir_buf_reserve(fhir_buf_t *b, size_t extra)
+{
+    size_t  cap;
+    char   *p;
+
+    if (b->len + extra <= b->cap) {
+        return 0;
+    }
+
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) {
+        cap *= 2;
+    }
+
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        return -1;
+    }
+
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+
+int
+fhir_buf_append(fhir_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+
+    if (fhir_buf_reserve(b, n) != 0) {
+        return -1;
+    }
+
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+
+int
+fhir_buf_puts(fhir_buf_t *b, const char *s)
+{
+    return fhir_buf_append(b, s, strlen(s));
+}
+
+
+void
+fhir_buf_free(fhir_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+
+/* arena */
+
+struct fj_chunk_s {
+    fj_chunk_t  *next;
+    size_t       size;
+    size_t       used;
+    /* data follows, aligned */
+};
+
+#define FJ_CHUNK_HDR  ((sizeof(fj_chunk_t) + 15) & ~(size_t) 15)
+#define FJ_CHUNK_MIN  (64 * 1024)
+
+
+void *
+fj_alloc(fj_arena_t *a, size_t size)
+{
+    fj_chunk_t  *c;
+    size_t       want;
+    char        *p;
+
+    size = (size + 15) & ~(size_t) 15;
+    c = a->head;
+
+    if (c == NULL || c->size - c->used < size) {
+        want = size > FJ_CHUNK_MIN ? size : FJ_CHUNK_MIN;
+        c = malloc(FJ_CHUNK_HDR + want);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->size = want;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+        a->used += want;
+    }
+
+    p = (char *) c + FJ_CHUNK_HDR + c->used;
+    c->used += size;
+    return p;
+}
+
+
+void
+fj_arena_reset(fj_arena_t *a)
+{
+    fj_chunk_t  *c, *next;
+
+    if (a->head == NULL) {
+        return;
+    }
+
+    /* keep the oldest chunk only if it is the minimum size */
+    for (c = a->head; c->next; c = next) {
+        next = c->next;
+        free(c);
+    }
+
+    if (c->size > FJ_CHUNK_MIN) {
+        free(c);
+        a->head = NULL;
+        a->used = 0;
+        return;
+    }
+
+    c->used = 0;
+    a->head = c;
+    a->used = c->size;
+}
+
+
+void
+fj_arena_free(fj_arena_t *a)
+{
+    fj_chunk_t  *c, *next;
+
+    for (c = a->head; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+
+    a->head = NULL;
+    a->used = 0;
+}
+
+
+/* parser */
+
+typedef struct {
+    fj_arena_t   *arena;
+    const char   *p;
+    const char   *start;
+    const char   *end;
+    unsigned      max_depth;
+    const char   *err;
+} fj_parser_t;
+
+
+static fj_node_t *fj_parse_value(fj_parser_t *ps, unsigned depth);
+
+
+static void
+fj_skip_ws(fj_parser_t *ps)
+{
+    while (ps->p < ps->end
+           && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r'
+               || *ps->p == '\t'))
+    {
+        ps->p++;
+    }
+}
+
+
+static int
+fj_hex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+
+/* ps->p is just after the opening quote; on success it is after the close */
+static int
+fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
+{
+    const unsigned char  *p, *end;
+    unsigned              c, n, i, cp;
+
+    p = (const unsigned char *) ps->p;
+    end = (const unsigned char *) ps->end;
+    *raw = ps->p;
+
+    for ( ;; ) {
+
+        /* fast path over plain ASCII */
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+            p++;
+        }
+
+        if (p >= end) {
+            ps->err = "unterminated string";
+            ps->p = (const char *) p;
+            return -1;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            *raw_len = (size_t) ((const char *) p - *raw);
+            ps->p = (const char *) p + 1;
+            return 0;
+        }
+
+        if (c == '\\') {
+            if (p + 1 >= end) {
+                ps->err = "unterminated escape";
+                ps->p = (const char *) p;
+                return -1;
+            }
+
+            switch (p[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+            case 'r': case 't':
+                p += 2;
+                continue;
+            case 'u':
+                if (p + 6 > end) {
+                    ps->err = "truncated \\u escape";
+                    ps->p = (const char *) p;
+                    return -1;
+                }
+                for (i = 2; i < 6; i++) {
+                    if (fj_hex(p[i]) < 0) {
+                        ps->err = "bad \\u escape";
+                        ps->p = (const char *) p;
+                        return -1;
+                    }
+                }
+                p += 6;
+                continue;
+            default:
+                ps->err = "bad escape in string";
+                ps->p = (const char *) p;
+                return -1;
+            }
+        }
+
+        if (c < 0x20) {
+            ps->err = "control character in string";
+            ps->p = (const char *) p;
+            return -1;
+        }
+
+        /* UTF-8 multi-byte sequence */
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1; cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2; cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3; cp = c & 0x07;
+        } else {
+            ps->err = "invalid UTF-8 in string";
+            ps->p = (const char *) p;
+            return -1;
+        }
+
+        if (p + n >= end) {
+            ps->err = "invalid UTF-8 in string";
+            ps->p = (const char *) p;
+            return -1;
+        }
+
+        for (i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                ps->err = "invalid UTF-8 in string";
+                ps->p = (const char *) p;
+                return -1;
+            }
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        {
+            ps->err = "invalid UTF-8 in string";
+            ps->p = (const char *) p;
+            return -1;
+        }
+
+        p += n + 1;
+    }
+}
+
+
+static int
+fj_parse_number(fj_parser_t *ps)
+{
+    const char  *p = ps->p, *end = ps->end;
+
+    if (p < end && *p == '-') {
+        p++;
+    }
+
+    if (p >= end) {
+        goto bad;
+    }
+
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    } else {
+        goto bad;
+    }
+
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') {
+            goto bad;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9') {
+            goto bad;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    ps->p = p;
+    return 0;
+
+bad:
+    ps->p = p;
+    ps->err = "malformed number";
+    return -1;
+}
+
+
+static int
+fj_literal(fj_parser_t *ps, const char *lit, size_t len)
+{
+    if ((size_t) (ps->end - ps->p) < len || memcmp(ps->p, lit, len) != 0) {
+        ps->err = "unexpected character";
+        return -1;
+    }
+    ps->p += len;
+    return 0;
+}
+
+
+static fj_node_t *
+fj_parse_value(fj_parser_t *ps, unsigned depth)
+{
+    fj_node_t   *n, *m, *last, *k;
+    const char  *key, *start;
+    size_t       key_len;
+
+    fj_skip_ws(ps);
+
+    if (ps->p >= ps->end) {
+        ps->err = "unexpected end of JSON";
+        return NULL;
+    }
+
+    n = fj_alloc(ps->arena, sizeof(fj_node_t));
+    if (n == NULL) {
+        ps->err = "out of memory";
+        return NULL;
+    }
+    memset(n, 0, sizeof(fj_node_t));
+
+    switch (*ps->p) {
+
+    case '{':
+        if (depth >= ps->max_depth) {
+            ps->err = "JSON nested too deep";
+            return NULL;
+        }
+        n->type = FJ_OBJECT;
+        ps->p++;
+        fj_skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == '}') {
+            ps->p++;
+            return n;
+        }
+        last = NULL;
+        for ( ;; ) {
+            fj_skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != '"') {
+                ps->err = "expected a key";
+                return NULL;
+            }
+            ps->p++;
+            if (fj_parse_string(ps, &key, &key_len) != 0) {
+                return NULL;
+            }
+            for (k = n->child; k; k = k->next) {
+                if (k->key_len == key_len && memcmp(k->key, key, key_len) == 0)
+                {
+                    ps->p = key;
+                    ps->err = "duplicate key in object";
+                    return NULL;
+                }
+            }
+            fj_skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':') {
+                ps->err = "expected ':'";
+                return NULL;
+            }
+            ps->p++;
+            m = fj_parse_value(ps, depth + 1);
+            if (m == NULL) {
+                return NULL;
+            }
+            m->key = key;
+            m->key_len = key_len;
+            if (last) {
+                last->next = m;
+            } else {
+                n->child = m;
+            }
+            last = m;
+            fj_skip_ws(ps);
+            if (ps->p < ps->end && *ps->p == ',') {
+                ps->p++;
+                continue;
+            }
+            if (ps->p < ps->end && *ps->p == '}') {
+                ps->p++;
+                return n;
+            }
+            ps->err = "expected ',' or '}'";
+            return NULL;
+        }
+
+    case '[':
+        if (depth >= ps->max_depth) {
+            ps->err = "JSON nested too deep";
+            return NULL;
+        }
+        n->type = FJ_ARRAY;
+        ps->p++;
+        fj_skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ']') {
+            ps->p++;
+            return n;
+        }
+        last = NULL;
+        for ( ;; ) {
+            m = fj_parse_value(ps, depth + 1);
+            if (m == NULL) {
+                return NULL;
+            }
+            if (last) {
+                last->next = m;
+            } else {
+                n->child = m;
+            }
+            last = m;
+            fj_skip_ws(ps);
+            if (ps->p < ps->end && *ps->p == ',') {
+                ps->p++;
+                continue;
+            }
+            if (ps->p < ps->end && *ps->p == ']') {
+                ps->p++;
+                return n;
+            }
+            ps->err = "expected ',' or ']'";
+            return NULL;
+        }
+
+    case '"':
+        n->type = FJ_STRING;
+        ps->p++;
+        if (fj_parse_string(ps, &n->raw, &n->raw_len) != 0) {
+            return NULL;
+        }
+        return n;
+
+    case 't':
+        n->type = FJ_TRUE;
+        n->raw = ps->p;
+        n->raw_len = 4;
+        return fj_literal(ps, "true", 4) == 0 ? n : NULL;
+
+    case 'f':
+        n->type = FJ_FALSE;
+        n->raw = ps->p;
+        n->raw_len = 5;
+        return fj_literal(ps, "false", 5) == 0 ? n : NULL;
+
+    case 'n':
+        n->type = FJ_NULL;
+        n->raw = ps->p;
+        n->raw_len = 4;
+        return fj_literal(ps, "null", 4) == 0 ? n : NULL;
+
+    default:
+        start = ps->p;
+        if (fj_parse_number(ps) != 0) {
+            return NULL;
+        }
+        n->type = FJ_NUMBER;
+        n->raw = start;
+        n->raw_len = (size_t) (ps->p - start);
+        return n;
+    }
+}
+
+
+fj_node_t *
+fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
+    const char **err, size_t *err_at)
+{
+    fj_parser_t   ps;
+    fj_node_t    *n;
+
+    ps.arena = a;
+    ps.p = text;
+    ps.start = text;
+    ps.end = text + len;
+    ps.max_depth = max_depth;
+    ps.err = NULL;
+
+    n = fj_parse_value(&ps, 0);
+
+    if (n != NULL) {
+        fj_skip_ws(&ps);
+        if (ps.p != ps.end) {
+            ps.err = "trailing data after JSON value";
+            n = NULL;
+        }
+    }
+
+    if (n == NULL) {
+        *err = ps.err ? ps.err : "invalid JSON";
+        *err_at = (size_t) (ps.p - text);
+    }
+
+    return n;
+}
+
+
+/* serialiser */
+
+int
+fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
+{
+    const fj_node_t  *m;
+
+    for (m = obj->child; m; m = m->next) {
+        if (fhir_buf_reserve(out, m->key_len + 4) != 0) {
+            return -1;
+        }
+        if (!*first) {
+            out->data[out->len++] = ',';
+        }
+        *first = 0;
+        out->data[out->len++] = '"';
+        memcpy(out->data + out->len, m->key, m->key_len);
+        out->len += m->key_len;
+        out->data[out->len++] = '"';
+        out->data[out->len++] = ':';
+        if (fj_write(out, m) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+fj_write(fhir_buf_t *out, const fj_node_t *n)
+{
+    const fj_node_t  *c;
+    int               first;
+
+    switch (n->type) {
+
+    case FJ_OBJECT:
+        if (fhir_buf_append(out, "{", 1) != 0) {
+            return -1;
+        }
+        first = 1;
+        if (fj_write_members(out, n, &first) != 0) {
+            return -1;
+        }
+        return fhir_buf_append(out, "}", 1);
+
+    case FJ_ARRAY:
+        if (fhir_buf_append(out, "[", 1) != 0) {
+            return -1;
+        }
+        for (c = n->child; c; c = c->next) {
+            if (c != n->child && fhir_buf_append(out, ",", 1) != 0) {
+                return -1;
+            }
+            if (fj_write(out, c) != 0) {
+                return -1;
+            }
+        }
+        return fhir_buf_append(out, "]", 1);
+
+    case FJ_STRING:
+        if (fhir_buf_reserve(out, n->raw_len + 2) != 0) {
+            return -1;
+        }
+        out->data[out->len++] = '"';
+        memcpy(out->data + out->len, n->raw, n->raw_len);
+        out->len += n->raw_len;
+        out->data[out->len++] = '"';
+        return 0;
+
+    default:
+        return fhir_buf_append(out, n->raw, n->raw_len);
+    }
+}
+
+
+/* helpers */
+
+int
+fj_key_is(const fj_node_t *m, const char *key)
+{
+    size_t  len = strlen(key);
+
+    return m->key_len == len && memcmp(m->key, key, len) == 0;
+}
+
+
+int
+fj_str_is(const fj_node_t *n, const char *s)
+{
+    size_t  len = strlen(s);
+
+    return n != NULL && n->type == FJ_STRING && n->raw_len == len
+           && memcmp(n->raw, s, len) == 0;
+}
+
+
+fj_node_t *
+fj_get(const fj_node_t *obj, const char *key)
+{
+    fj_node_t  *m;
+
+    if (obj == NULL || obj->type != FJ_OBJECT) {
+        return NULL;
+    }
+
+    for (m = obj->child; m; m = m->next) {
+        if (fj_key_is(m, key)) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+fj_node_t *
+fj_get_str(const fj_node_t *obj, const char *key)
+{
+    fj_node_t  *m = fj_get(obj, key);
+
+    return (m && m->type == FJ_STRING) ? m : NULL;
+}
+
+
+fj_node_t *
+fj_detach(fj_node_t *parent, const char *key)
+{
+    fj_node_t  **pp, *m;
+
+    if (parent == NULL || parent->type != FJ_OBJECT) {
+        return NULL;
+    }
+
+    for (pp = &parent->child; *pp; pp = &(*pp)->next) {
+        m = *pp;
+        if (fj_key_is(m, key)) {
+            *pp = m->next;
+            m->next = NULL;
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+void
+fj_rename(fj_node_t *m, const char *key)
+{
+    m->key = key;
+    m->key_len = strlen(key);
+}
+
+
+void
+fj_append(fj_node_t *parent, fj_node_t *child)
+{
+    fj_node_t  **pp;
+
+    for (pp = &parent->child; *pp; pp = &(*pp)->next) { /* void */ }
+
+    child->next = NULL;
+    *pp = child;
+}
+
+
+void
+fj_insert_after(fj_node_t *parent, fj_node_t *after, fj_node_t *child)
+{
+    if (after == NULL) {
+        child->next = parent->child;
+        parent->child = child;
+        return;
+    }
+
+    child->next = after->next;
+    after->next = child;
+}
+
+
+fj_node_t *
+fj_new(fj_arena_t *a, fj_type_t type)
+{
+    fj_node_t  *n = fj_alloc(a, sizeof(fj_node_t));
+
+    if (n) {
+        memset(n, 0, sizeof(fj_node_t));
+        n->type = type;
+        if (type == FJ_TRUE) {
+            n->raw = "true"; n->raw_len = 4;
+        } else if (type == FJ_FALSE) {
+            n->raw = "false"; n->raw_len = 5;
+        } else if (type == FJ_NULL) {
+            n->raw = "null"; n->raw_len = 4;
+        }
+    }
+
+    return n;
+}
+
+
+fj_node_t *
+fj_new_strn(fj_arena_t *a, const char *s, size_t len)
+{
+    fj_node_t  *n = fj_new(a, FJ_STRING);
+
+    if (n) {
+        n->raw = s;
+        n->raw_len = len;
+    }
+
+    return n;
+}
+
+
+fj_node_t *
+fj_new_str(fj_arena_t *a, const char *s)
+{
+    return fj_new_strn(a, s, strlen(s));
+}
+
+
+/* sets a member key on n and returns it, for chaining */
+fj_node_t *
+fj_member(fj_node_t *n, const char *key)
+{
+    if (n) {
+        fj_rename(n, key);
+    }
+    return n;
+}
+
+
+/* replaces the value of an object member by an array holding that value */
+fj_node_t *
+fj_wrap_array(fj_arena_t *a, fj_node_t *m)
+{
+    fj_node_t  *copy;
+
+    if (m->type == FJ_ARRAY) {
+        return m;
+    }
+
+    copy = fj_alloc(a, sizeof(fj_node_t));
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    *copy = *m;
+    copy->next = NULL;
+    copy->key = NULL;
+    copy->key_len = 0;
+
+    m->type = FJ_ARRAY;
+    m->raw = NULL;
+    m->raw_len = 0;
+    m->child = copy;
+    return m;
+}
+
+
+size_t
+fj_count(const fj_node_t *n)
+{
+    size_t            i = 0;
+    const fj_node_t  *c;
+
+    for (c = n->child; c; c = c->next) {
+        i++;
+    }
+
+    return i;
+}

@@ -1,0 +1,96 @@
+/*
+ * ngx_fhir core: a small JSON tree that keeps every scalar as the exact bytes
+ * the partner sent (numbers "72.0" stay "72.0", string escapes stay as they
+ * were), so that a resource can be restructured without re-serialising its
+ * values.  Plain C99, no nginx headers.
+ */
+
+#ifndef FHIR_JSON_H
+#define FHIR_JSON_H
+
+#include <stddef.h>
+
+/* a growable byte buffer */
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+} fhir_buf_t;
+
+int  fhir_buf_reserve(fhir_buf_t *b, size_t extra);
+int  fhir_buf_append(fhir_buf_t *b, const void *p, size_t n);
+int  fhir_buf_puts(fhir_buf_t *b, const char *s);
+void fhir_buf_free(fhir_buf_t *b);
+
+
+typedef enum {
+    FJ_NULL = 0,
+    FJ_TRUE,
+    FJ_FALSE,
+    FJ_NUMBER,
+    FJ_STRING,
+    FJ_ARRAY,
+    FJ_OBJECT
+} fj_type_t;
+
+typedef struct fj_node_s  fj_node_t;
+
+struct fj_node_s {
+    fj_type_t    type;
+    /* scalars: the raw bytes; for strings the escaped text between quotes */
+    const char  *raw;
+    size_t       raw_len;
+    /* members of an object: the raw key (escaped text between quotes) */
+    const char  *key;
+    size_t       key_len;
+    fj_node_t   *child;        /* first element / member */
+    fj_node_t   *next;         /* next sibling */
+};
+
+
+/* a chunked arena; fj_arena_reset() keeps the first chunk for reuse */
+typedef struct fj_chunk_s  fj_chunk_t;
+
+typedef struct {
+    fj_chunk_t  *head;
+    size_t       used;         /* bytes held by all chunks */
+} fj_arena_t;
+
+void *fj_alloc(fj_arena_t *a, size_t size);
+void  fj_arena_reset(fj_arena_t *a);
+void  fj_arena_free(fj_arena_t *a);
+
+
+/*
+ * Parses one complete JSON value of len bytes (the text must stay alive as
+ * long as the tree).  Strict RFC 8259 with valid UTF-8; duplicate object keys
+ * are refused; nesting is limited to max_depth.  Returns NULL and sets *err
+ * to a static message on failure, *err_at to the byte offset.
+ */
+fj_node_t *fj_parse(fj_arena_t *a, const char *text, size_t len,
+    unsigned max_depth, const char **err, size_t *err_at);
+
+/* compact serialisation; scalars are written byte for byte */
+int fj_write(fhir_buf_t *out, const fj_node_t *n);
+/* the members of an object, each preceded by a comma when *first == 0 */
+int fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first);
+
+
+/* tree helpers; keys and literal strings are plain ASCII C strings */
+int        fj_key_is(const fj_node_t *member, const char *key);
+int        fj_str_is(const fj_node_t *n, const char *s);
+fj_node_t *fj_get(const fj_node_t *obj, const char *key);
+fj_node_t *fj_get_str(const fj_node_t *obj, const char *key);
+fj_node_t *fj_detach(fj_node_t *obj, const char *key);
+void       fj_rename(fj_node_t *member, const char *key);
+void       fj_append(fj_node_t *parent, fj_node_t *child);
+void       fj_insert_after(fj_node_t *parent, fj_node_t *after,
+               fj_node_t *child);
+fj_node_t *fj_new(fj_arena_t *a, fj_type_t type);
+fj_node_t *fj_new_str(fj_arena_t *a, const char *s);
+fj_node_t *fj_new_strn(fj_arena_t *a, const char *s, size_t len);
+fj_node_t *fj_member(fj_node_t *n, const char *key);
+fj_node_t *fj_wrap_array(fj_arena_t *a, fj_node_t *member);
+size_t     fj_count(const fj_node_t *n);
+
+#endif /* FHIR_JSON_H */
