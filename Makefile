@@ -1,0 +1,76 @@
+# ngx_fhir: build, run the demo, test.
+#   make run    install what is missing, build, start the demo gateway
+#   make stop   stop it
+#   make test   install, build, run the unit and integration tests
+
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       := build
+PORT        ?= 8080
+CC          ?= gcc
+CFLAGS_CORE := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror \
+               -Ingx_fhir_module/core
+
+CORE_SRCS   := $(wildcard ngx_fhir_module/core/*.c)
+CORE_HDRS   := $(wildcard ngx_fhir_module/core/*.h)
+MODULE_SRCS := $(wildcard ngx_fhir_module/*.c ngx_fhir_module/*.h) config
+
+MODULE      := $(BUILD)/ngx_http_fhir_module.so
+TOOLS       := $(BUILD)/fhir-convert
+UNIT_TESTS  := $(BUILD)/test_core
+
+.PHONY: all deps run stop test unit integration clean bench
+
+all: $(MODULE) $(TOOLS) $(UNIT_TESTS)
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/nginx-src/configure:
+	@mkdir -p $(BUILD)
+	rm -rf $(BUILD)/nginx-src
+	cp -r $(NGINX_SRC) $(BUILD)/nginx-src
+
+$(BUILD)/nginx-src/objs/Makefile: $(BUILD)/nginx-src/configure config
+	cd $(BUILD)/nginx-src && ./configure --with-compat --with-threads \
+	    --with-http_ssl_module --with-cc-opt="-O2" \
+	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
+	    || { tail -20 ../configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx-src/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx-src -f objs/Makefile modules
+	cp $(BUILD)/nginx-src/objs/ngx_http_fhir_module.so $@
+
+$(BUILD)/fhir-convert: ngx_fhir_module/tools/fhir_convert_main.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+
+$(BUILD)/test_core: t/unit/test_core.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+
+run: deps all
+	@PORT=$(PORT) scripts/gateway start
+	@echo
+	@echo "ngx_fhir demo gateway: http://127.0.0.1:$(PORT)/"
+	@echo "  partners: /fhir/redox/ (STU3)  /fhir/datica/ (DSTU2)  /fhir/infor/ (DSTU2)  /fhir/dapasoft/ (STU3)"
+	@echo "  try:  curl -s http://127.0.0.1:$(PORT)/fhir/datica/Patient/smart-1288992"
+	@echo "        curl -s 'http://127.0.0.1:$(PORT)/fhir/redox/Observation?patient=smart-1288992&category=vital-signs&_sort=-date&_count=5'"
+	@echo "  logs: $(BUILD)/demo/logs/ (error.log, access.log, mock-*.log)"
+	@echo "  stop: make stop"
+
+stop:
+	@scripts/gateway stop
+	@echo "ngx_fhir demo stopped"
+
+test: deps all
+	$(UNIT_TESTS)
+	prove -r t/
+
+unit: $(UNIT_TESTS)
+	$(UNIT_TESTS)
+
+bench: deps all
+	scripts/bench
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,25 @@
+/*
+ * ngx_fhir core: translation of an R4-style request (path and query string)
+ * into the partner's version.  Plain C99, no nginx headers.
+ */
+
+#ifndef FHIR_REQUEST_H
+#define FHIR_REQUEST_H
+
+#include "fhir_json.h"
+#include "fhir_convert.h"
+
+/*
+ * path: the part after the partner's route, without a leading slash and
+ * already URI-escaped ("MedicationRequest", "Patient/123", "Patient/_search");
+ * args: the raw query string (may be empty).  Appends "path[?args]" for a
+ * partner of version `to` to out.
+ */
+int fhir_request_translate(fhir_version_t to, const char *path,
+    size_t path_len, const char *args, size_t args_len, fhir_buf_t *out);
+
+/* the partner's name for an R4 resource type, or NULL when the same */
+const char *fhir_partner_type_name(fhir_version_t to, const char *type,
+    size_t len);
+
+#endif /* FHIR_REQUEST_H */

@@ -1,0 +1,725 @@
+
+/*
+ * ngx_fhir: the header and body filters.  A partner's response is fed to
+ * the streaming core and leaves as R4 JSON in a bounded set of buffers
+ * (fhir_buffers); the response header is held back until the first
+ * converted bytes exist, so that a partner's broken JSON still becomes a
+ * 502 OperationOutcome while nothing has gone out.  Once bytes went out, a
+ * failure aborts the response (the connection is closed without the last
+ * chunk).  Errors that nginx itself produces for a gateway request (502,
+ * 504, ...) are replaced by OperationOutcomes here too.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_fhir_module.h"
+#include "fhir_oo.h"
+
+
+/* the header is sent once this much output is waiting, even mid-entry */
+#define NGX_HTTP_FHIR_HOLD_MAX  (256 * 1024)
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+static void
+ngx_http_fhir_cleanup(void *data)
+{
+    ngx_http_fhir_ctx_t  *ctx = data;
+
+    fhir_stream_destroy(ctx->stream);
+    ctx->stream = NULL;
+    fj_arena_free(&ctx->arena);
+    fhir_buf_free(&ctx->pending);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_set_content_type(ngx_http_request_t *r)
+{
+    r->headers_out.content_type_len = sizeof(NGX_HTTP_FHIR_CONTENT_TYPE) - 1;
+    ngx_str_set(&r->headers_out.content_type, NGX_HTTP_FHIR_CONTENT_TYPE);
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_no_store(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_table_elt_t  *cc, **ccp;
+
+    /* what the partner said about caching is replaced: PHI is never cached */
+
+    ccp = r->headers_out.cache_control.elts;
+
+    if (ccp == NULL) {
+
+        if (ngx_array_init(&r->headers_out.cache_control, r->pool,
+                           1, sizeof(ngx_table_elt_t *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cc = ngx_list_push(&r->headers_out.headers);
+        if (cc == NULL) {
+            return NGX_ERROR;
+        }
+
+        cc->hash = 1;
+        ngx_str_set(&cc->key, "Cache-Control");
+
+        ccp = ngx_array_push(&r->headers_out.cache_control);
+        if (ccp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *ccp = cc;
+
+    } else {
+        for (i = 1; i < r->headers_out.cache_control.nelts; i++) {
+            ccp[i]->hash = 0;
+        }
+
+        cc = ccp[0];
+        cc->hash = 1;
+    }
+
+    ngx_str_set(&cc->value, "no-store");
+
+    return NGX_OK;
+}
+
+
+static const char *
+ngx_http_fhir_status_text(ngx_uint_t status)
+{
+    switch (status) {
+    case NGX_HTTP_BAD_REQUEST:
+        return "the request is malformed";
+    case NGX_HTTP_NOT_FOUND:
+        return "not found";
+    case NGX_HTTP_NOT_ALLOWED:
+        return "method not allowed";
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        return "the request took too long to arrive";
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return "the request body is too large";
+    case NGX_HTTP_REQUEST_URI_TOO_LARGE:
+        return "the request URI is too long";
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+        return "internal error in the gateway";
+    case NGX_HTTP_BAD_GATEWAY:
+        return "the partner FHIR server could not be reached or did not "
+               "answer properly";
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        return "the service is unavailable";
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        return "the partner FHIR server did not answer in time";
+    default:
+        return "the request failed";
+    }
+}
+
+
+/* prepares an OperationOutcome as the whole body, with this status */
+static ngx_int_t
+ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_uint_t status, ngx_str_t *text)
+{
+    fhir_buf_t   buf;
+    const char  *severity;
+
+    buf.data = NULL;
+    buf.len = 0;
+    buf.cap = 0;
+
+    severity = status >= 500 ? "fatal" : "error";
+
+    if (fhir_oo_write(&buf, severity, fhir_oo_code_for_status(status),
+                      (char *) text->data, text->len)
+        != 0)
+    {
+        fhir_buf_free(&buf);
+        return NGX_ERROR;
+    }
+
+    ctx->oo.data = ngx_pnalloc(r->pool, buf.len);
+    if (ctx->oo.data == NULL) {
+        fhir_buf_free(&buf);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->oo.data, buf.data, buf.len);
+    ctx->oo.len = buf.len;
+    fhir_buf_free(&buf);
+
+    ctx->mode = NGX_HTTP_FHIR_REPLACE;
+    ctx->oo_sent = 0;
+
+    r->headers_out.status = status;
+    r->headers_out.status_line.len = 0;
+    r->err_status = 0;
+    r->headers_out.content_length_n = ctx->oo.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    if (r->headers_out.content_encoding) {
+        r->headers_out.content_encoding->hash = 0;
+        r->headers_out.content_encoding = NULL;
+    }
+
+    if (r->headers_out.location) {
+        r->headers_out.location->hash = 0;
+        r->headers_out.location = NULL;
+    }
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    return ngx_http_fhir_set_content_type(r);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_send_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ctx->oo_sent) {
+        return NGX_OK;
+    }
+
+    ctx->oo_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->oo.data;
+    b->last = ctx->oo.data + ctx->oo.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_http_fhir_is_json(ngx_http_request_t *r)
+{
+    ngx_str_t  *ct = &r->headers_out.content_type;
+
+    if (ct->len == 0) {
+        return 0;
+    }
+
+    return ngx_strlcasestrn(ct->data, ct->data + ct->len,
+                            (u_char *) "json", 4 - 1) != NULL;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_table_elt_t *h)
+{
+    const char  *out;
+    size_t       len;
+    u_char      *p;
+
+    if (h == NULL || h->hash == 0) {
+        return NGX_OK;
+    }
+
+    if (fhir_rewrite_url(&ctx->conv, (char *) h->value.data, h->value.len,
+                         &out, &len)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (out != (char *) h->value.data) {
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(p, out, len);
+        h->value.data = p;
+        h->value.len = len;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_fhir_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_fhir_cleanup;
+    cln->data = ctx;
+
+    ctx->conv.from = ctx->partner->version;
+    ctx->conv.arena = &ctx->arena;
+    ctx->conv.partner_base = (char *) ctx->partner->url.data;
+    ctx->conv.partner_base_len = ctx->partner->url.len;
+    ctx->conv.public_base = (char *) ctx->public_base.data;
+    ctx->conv.public_base_len = ctx->public_base.len;
+
+    ctx->stream = fhir_stream_create(&ctx->conv, flcf->max_resource,
+                                     flcf->max_depth);
+    if (ctx->stream == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->last_out = &ctx->out;
+    ctx->mode = NGX_HTTP_FHIR_CONVERT;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_header_filter(ngx_http_request_t *r)
+{
+    ngx_str_t              text;
+    ngx_uint_t             status;
+    ngx_http_fhir_ctx_t   *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx == NULL || r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_fhir_no_store(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    status = r->headers_out.status;
+
+    /* an error nginx produced itself (our own 4xx, or 502, 504, ...) */
+
+    if (r->err_status || ctx->error_status) {
+
+        if (ctx->error_status) {
+            status = ctx->error_status;
+            text = ctx->error_text;
+
+        } else {
+            text.data = (u_char *) ngx_http_fhir_status_text(r->err_status);
+            text.len = ngx_strlen(text.data);
+        }
+
+        if (ngx_http_fhir_prepare_oo(r, ctx, status, &text) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->upstream == NULL || ctx->partner == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* a partner's response */
+
+    if (r->header_only || status == NGX_HTTP_NO_CONTENT
+        || status == NGX_HTTP_NOT_MODIFIED)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->headers_out.content_encoding
+        && r->headers_out.content_encoding->hash
+        && !(r->headers_out.content_encoding->value.len == 8
+             && ngx_strncasecmp(r->headers_out.content_encoding->value.data,
+                                (u_char *) "identity", 8) == 0))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "fhir: partner \"%V\" sent a body with "
+                      "Content-Encoding \"%V\" although the gateway asks for "
+                      "identity; refused", &ctx->partner->name,
+                      &r->headers_out.content_encoding->value);
+        ngx_str_set(&text, "the partner sent a compressed body, which the "
+                           "gateway does not accept");
+        if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (!ngx_http_fhir_is_json(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "fhir: partner \"%V\" answered %ui with Content-Type "
+                      "\"%V\", not FHIR JSON", &ctx->partner->name, status,
+                      &r->headers_out.content_type);
+        ngx_str_set(&text, "the partner did not answer with FHIR JSON");
+        if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_fhir_start_conversion(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_weak_etag(r);
+    ngx_http_fhir_set_content_type(r);
+
+    r->filter_need_in_memory = 1;
+
+    /* held back until the first converted bytes exist */
+
+    return NGX_OK;
+}
+
+
+/* the stream failed: a 502 while nothing went out, else an abort */
+static ngx_int_t
+ngx_http_fhir_stream_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_str_t   text;
+    ngx_int_t   rc;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "fhir: the response of partner \"%V\" cannot be converted: "
+                  "%s; %s", &ctx->partner->name,
+                  fhir_stream_error(ctx->stream),
+                  ctx->header_sent ? "response aborted"
+                                   : "502 sent instead");
+
+    if (ctx->header_sent) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&text, "the partner's response is not valid FHIR JSON and "
+                       "cannot be converted");
+
+    if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->header_sent = 1;
+
+    rc = ngx_http_next_header_filter(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_fhir_send_oo(r, ctx);
+}
+
+
+/* moves pending converted bytes into output buffers; NGX_AGAIN: no buffer */
+static ngx_int_t
+ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    size_t                     n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_fhir_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+    while (ctx->pending_pos < ctx->pending.len) {
+
+        if (ctx->free) {
+            cl = ctx->free;
+            ctx->free = cl->next;
+            b = cl->buf;
+            b->pos = b->start;
+            b->last = b->start;
+
+        } else if (ctx->nbufs < flcf->bufs.num) {
+            b = ngx_create_temp_buf(r->pool, flcf->bufs.size);
+            if (b == NULL) {
+                return NGX_ERROR;
+            }
+            b->tag = (ngx_buf_tag_t) &ngx_http_fhir_module;
+            b->recycled = 1;
+            ctx->nbufs++;
+
+            cl = ngx_alloc_chain_link(r->pool);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+            cl->buf = b;
+
+        } else {
+            return NGX_AGAIN;
+        }
+
+        b->flush = 0;
+        b->last_buf = 0;
+
+        n = ngx_min((size_t) (b->end - b->last),
+                    ctx->pending.len - ctx->pending_pos);
+        b->last = ngx_cpymem(b->last, ctx->pending.data + ctx->pending_pos, n);
+        ctx->pending_pos += n;
+
+        cl->next = NULL;
+        *ctx->last_out = cl;
+        ctx->last_out = &cl->next;
+    }
+
+    ctx->pending.len = 0;
+    ctx->pending_pos = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_last_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    b->sync = 1;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+    *ctx->last_out = cl;
+    ctx->last_out = &cl->next;
+    ctx->last_sent = 1;
+
+    return NGX_OK;
+}
+
+
+/* feeds one input buffer to the core; NGX_DECLINED when none is left */
+static ngx_int_t
+ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_uint_t *flush)
+{
+    int           rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (ctx->in == NULL) {
+        return NGX_DECLINED;
+    }
+
+    cl = ctx->in;
+    b = cl->buf;
+    ctx->in = cl->next;
+
+    if (ngx_buf_size(b) && !ngx_buf_in_memory(b)) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "fhir: a file buffer reached the filter; proxied FHIR "
+                      "responses must stay in memory "
+                      "(proxy_max_temp_file_size 0)");
+        return NGX_ERROR;
+    }
+
+    if (ngx_buf_in_memory(b) && b->last > b->pos) {
+        rc = fhir_stream_feed(ctx->stream, (char *) b->pos, b->last - b->pos,
+                              &ctx->pending);
+        b->pos = b->last;
+        if (rc != FHIR_STREAM_OK) {
+            return NGX_ABORT;
+        }
+    }
+
+    if (b->flush) {
+        *flush = 1;
+    }
+
+    if (b->last_buf) {
+        ctx->input_done = 1;
+        if (fhir_stream_finish(ctx->stream, &ctx->pending) != FHIR_STREAM_OK) {
+            return NGX_ABORT;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_int_t              rc;
+    ngx_uint_t             flush;
+    ngx_http_fhir_ctx_t   *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx == NULL || r != r->main || ctx->mode == NGX_HTTP_FHIR_PASS) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (ctx->mode == NGX_HTTP_FHIR_REPLACE) {
+        /* the partner's or nginx's own body is dropped */
+        for ( /* void */ ; in; in = in->next) {
+            in->buf->pos = in->buf->last;
+            if (in->buf->file) {
+                in->buf->file_pos = in->buf->file_last;
+            }
+        }
+        return ngx_http_fhir_send_oo(r, ctx);
+    }
+
+    if (ctx->last_sent && ctx->busy == NULL && in == NULL) {
+        return NGX_OK;
+    }
+
+    if (in && ngx_chain_add_copy(r->pool, &ctx->in, in) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    flush = 0;
+
+    for ( ;; ) {
+
+        /* convert input while there are buffers for the output */
+
+        for ( ;; ) {
+
+            if (ctx->header_sent) {
+                rc = ngx_http_fhir_drain(r, ctx);
+                if (rc == NGX_ERROR) {
+                    return NGX_ERROR;
+                }
+                if (rc == NGX_AGAIN) {
+                    break;
+                }
+                if (ctx->input_done && !ctx->last_sent) {
+                    if (ngx_http_fhir_last_buf(r, ctx) != NGX_OK) {
+                        return NGX_ERROR;
+                    }
+                }
+            }
+
+            rc = ngx_http_fhir_feed(r, ctx, &flush);
+
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (rc == NGX_ABORT) {
+                return ngx_http_fhir_stream_failed(r, ctx);
+            }
+
+            if (!ctx->header_sent
+                && (ctx->input_done
+                    || fhir_stream_entries(ctx->stream) > 0
+                    || ctx->pending.len > NGX_HTTP_FHIR_HOLD_MAX))
+            {
+                ctx->header_sent = 1;
+                rc = ngx_http_next_header_filter(r);
+                if (rc == NGX_ERROR || rc > NGX_OK) {
+                    return NGX_ERROR;
+                }
+                continue;
+            }
+
+            if (rc == NGX_DECLINED && (!ctx->header_sent
+                                        || ctx->pending.len == 0))
+            {
+                break;
+            }
+        }
+
+        if (ctx->out == NULL && !flush) {
+            return ctx->busy ? NGX_AGAIN : NGX_OK;
+        }
+
+        rc = ngx_http_next_body_filter(r, ctx->out);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &ctx->out,
+                                (ngx_buf_tag_t) &ngx_http_fhir_module);
+        ctx->last_out = &ctx->out;
+        flush = 0;
+
+        if (ctx->last_sent) {
+            return rc;
+        }
+
+        if (ctx->in == NULL && ctx->pending.len == 0) {
+            return rc;
+        }
+
+        if (ctx->free == NULL && ctx->nbufs
+            >= ((ngx_http_fhir_loc_conf_t *)
+                ngx_http_get_module_loc_conf(r, ngx_http_fhir_module))
+               ->bufs.num)
+        {
+            /* every buffer is still on its way to the client */
+            return NGX_AGAIN;
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_fhir_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_fhir_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_fhir_body_filter;
+
+    return NGX_OK;
+}

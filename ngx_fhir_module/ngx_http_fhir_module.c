@@ -1,0 +1,860 @@
+
+/*
+ * ngx_fhir: directives, configuration, variables and the access-phase
+ * handler that routes /<location>/<partner>/... to a partner FHIR server.
+ * The network I/O is nginx's proxy module (proxy_pass $fhir_upstream_url);
+ * the response filters are in ngx_http_fhir_filter.c.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/stat.h>
+
+#include "ngx_http_fhir_module.h"
+#include "fhir_request.h"
+
+
+static ngx_int_t ngx_http_fhir_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_fhir_init(ngx_conf_t *cf);
+static void *ngx_http_fhir_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_fhir_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+static ngx_conf_num_bounds_t  ngx_http_fhir_depth_bounds = {
+    ngx_conf_check_num_bounds, 8, 1000
+};
+
+
+static ngx_command_t  ngx_http_fhir_commands[] = {
+
+    { ngx_string("fhir_partner"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_fhir_partner_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_gateway"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_fhir_gateway,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_loc_conf_t, public_url),
+      NULL },
+
+    { ngx_string("fhir_max_resource_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_loc_conf_t, max_resource),
+      NULL },
+
+    { ngx_string("fhir_max_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_loc_conf_t, max_depth),
+      &ngx_http_fhir_depth_bounds },
+
+    { ngx_string("fhir_buffers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_conf_set_bufs_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_loc_conf_t, bufs),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_fhir_module_ctx = {
+    ngx_http_fhir_add_variables,           /* preconfiguration */
+    ngx_http_fhir_init,                    /* postconfiguration */
+
+    ngx_http_fhir_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_fhir_create_loc_conf,         /* create location configuration */
+    ngx_http_fhir_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_fhir_module = {
+    NGX_MODULE_V1,
+    &ngx_http_fhir_module_ctx,             /* module context */
+    ngx_http_fhir_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* variables */
+
+typedef enum {
+    NGX_HTTP_FHIR_VAR_PARTNER = 0,
+    NGX_HTTP_FHIR_VAR_UPSTREAM_URL,
+    NGX_HTTP_FHIR_VAR_AUTHORIZATION,
+    NGX_HTTP_FHIR_VAR_VERSION,
+    NGX_HTTP_FHIR_VAR_ACCEPT
+} ngx_http_fhir_var_e;
+
+
+static ngx_int_t
+ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_str_t             *s;
+    const char            *name;
+    ngx_http_fhir_ctx_t   *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx == NULL || ctx->partner == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch ((ngx_http_fhir_var_e) data) {
+
+    case NGX_HTTP_FHIR_VAR_PARTNER:
+        s = &ctx->partner->name;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_UPSTREAM_URL:
+        s = &ctx->upstream_url;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_AUTHORIZATION:
+        s = &ctx->partner->authorization;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_ACCEPT:
+        /* the partner version's JSON mime type */
+        name = ctx->partner->version == FHIR_DSTU2 ? "application/json+fhir"
+                                                   : "application/fhir+json";
+        v->len = ngx_strlen(name);
+        v->data = (u_char *) name;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+
+    default: /* NGX_HTTP_FHIR_VAR_VERSION */
+        name = fhir_version_name(ctx->partner->version);
+        v->len = ngx_strlen(name);
+        v->data = (u_char *) name;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_variable_t  ngx_http_fhir_vars[] = {
+
+    { ngx_string("fhir_partner"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_PARTNER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_upstream_url"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_UPSTREAM_URL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_partner_authorization"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_AUTHORIZATION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_partner_version"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_VERSION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_partner_accept"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_ACCEPT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_fhir_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_fhir_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the access phase: routing and request translation */
+
+ngx_int_t
+ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_uint_t status, const char *text)
+{
+    ctx->error_status = status;
+    ctx->error_text.data = (u_char *) text;
+    ctx->error_text.len = ngx_strlen(text);
+
+    return status;
+}
+
+
+static ngx_http_fhir_partner_t *
+ngx_http_fhir_find_partner(ngx_http_request_t *r, u_char *name, size_t len)
+{
+    ngx_uint_t                  i;
+    ngx_http_fhir_partner_t    *p;
+    ngx_http_fhir_main_conf_t  *fmcf;
+
+    fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
+
+    p = fmcf->partners.elts;
+    for (i = 0; i < fmcf->partners.nelts; i++) {
+        if (p[i].name.len == len && ngx_strncmp(p[i].name.data, name, len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_public_base(ngx_http_request_t *r, ngx_http_fhir_loc_conf_t *flcf,
+    ngx_http_fhir_ctx_t *ctx)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   base, host;
+
+    if (flcf->public_url.len) {
+        base = flcf->public_url;
+        if (base.len && base.data[base.len - 1] == '/') {
+            base.len--;
+        }
+        host.len = 0;
+        host.data = NULL;
+
+    } else {
+        /* scheme://host + the location prefix */
+        if (r->headers_in.host) {
+            host = r->headers_in.host->value;
+        } else {
+            host = r->headers_in.server;
+        }
+        base = flcf->prefix;
+        if (base.len && base.data[base.len - 1] == '/') {
+            base.len--;
+        }
+    }
+
+    len = sizeof("https://") - 1 + host.len + base.len + 1
+          + ctx->partner->name.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->public_base.data = p;
+
+    if (host.len) {
+#if (NGX_HTTP_SSL)
+        if (r->connection->ssl) {
+            p = ngx_cpymem(p, "https://", 8);
+        } else
+#endif
+        {
+            p = ngx_cpymem(p, "http://", 7);
+        }
+        p = ngx_cpymem(p, host.data, host.len);
+    }
+
+    p = ngx_cpymem(p, base.data, base.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, ctx->partner->name.data, ctx->partner->name.len);
+
+    ctx->public_base.len = p - ctx->public_base.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_access_handler(ngx_http_request_t *r)
+{
+    u_char                    *p, *end, *name, *path;
+    size_t                     len;
+    uintptr_t                  escape;
+    fhir_buf_t                 out;
+    ngx_http_fhir_ctx_t       *ctx;
+    ngx_http_fhir_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+    if (!flcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                   "the gateway serves read interactions only: GET, and POST "
+                   "for searches and batches");
+    }
+
+    /* /<prefix>/<partner>/<path> */
+
+    if (r->uri.len < flcf->prefix.len
+        || ngx_strncmp(r->uri.data, flcf->prefix.data, flcf->prefix.len) != 0)
+    {
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                       "no partner in the path");
+    }
+
+    p = r->uri.data + flcf->prefix.len;
+    end = r->uri.data + r->uri.len;
+
+    while (p < end && *p == '/') {
+        p++;
+    }
+
+    name = p;
+    while (p < end && *p != '/') {
+        p++;
+    }
+
+    if (p == name) {
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                   "no partner in the path: use <base>/<partner>/<resource>");
+    }
+
+    ctx->partner = ngx_http_fhir_find_partner(r, name, p - name);
+
+    if (ctx->partner == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "fhir: unknown partner \"%*s\"", (size_t) (p - name),
+                      name);
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                       "unknown partner");
+    }
+
+    while (p < end && *p == '/') {
+        p++;
+    }
+
+    /* the rest of the path, escaped again as proxy_pass would */
+
+    len = end - p;
+    escape = 2 * ngx_escape_uri(NULL, p, len, NGX_ESCAPE_URI);
+
+    path = ngx_pnalloc(r->pool, len + escape);
+    if (path == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (escape) {
+        ngx_escape_uri(path, p, len, NGX_ESCAPE_URI);
+    } else {
+        ngx_memcpy(path, p, len);
+    }
+
+    len += escape;
+
+    out.data = NULL;
+    out.len = 0;
+    out.cap = 0;
+
+    if (fhir_buf_append(&out, ctx->partner->url.data, ctx->partner->url.len)
+        != 0
+        || fhir_buf_append(&out, "/", 1) != 0
+        || fhir_request_translate(ctx->partner->version, (char *) path, len,
+                                  (char *) r->args.data, r->args.len, &out)
+           != 0)
+    {
+        fhir_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->upstream_url.data = ngx_pnalloc(r->pool, out.len);
+    if (ctx->upstream_url.data == NULL) {
+        fhir_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->upstream_url.data, out.data, out.len);
+    ctx->upstream_url.len = out.len;
+    fhir_buf_free(&out);
+
+    if (ngx_http_fhir_public_base(r, flcf, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "fhir: partner \"%V\" upstream \"%V\"",
+                   &ctx->partner->name, &ctx->upstream_url);
+
+    return NGX_DECLINED;
+}
+
+
+/* configuration */
+
+static void *
+ngx_http_fhir_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_fhir_main_conf_t  *fmcf;
+
+    fmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_fhir_main_conf_t));
+    if (fmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&fmcf->partners, cf->pool, 4,
+                       sizeof(ngx_http_fhir_partner_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return fmcf;
+}
+
+
+static void *
+ngx_http_fhir_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_fhir_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_fhir_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->prefix = { 0, NULL };
+     *     conf->public_url = { 0, NULL };
+     *     conf->bufs.num = 0;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->max_resource = NGX_CONF_UNSET_SIZE;
+    conf->max_depth = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_fhir_loc_conf_t  *prev = parent;
+    ngx_http_fhir_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "");
+    ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
+    ngx_conf_merge_size_value(conf->max_resource, prev->max_resource,
+                              16 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 64);
+    ngx_conf_merge_bufs_value(conf->bufs, prev->bufs, 8, 32 * 1024);
+
+    if (conf->public_url.len
+        && ngx_strncmp(conf->public_url.data, "http://", 7) != 0
+        && ngx_strncmp(conf->public_url.data, "https://", 8) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_public_url\" must start with http:// or "
+                           "https://, not \"%V\"", &conf->public_url);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_resource < 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_max_resource_size\" of %uz bytes is too "
+                           "small: at least 1k", conf->max_resource);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_loc_conf_t *flcf = conf;
+
+    char                       *rv;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_fhir_main_conf_t  *fmcf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (!flcf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->named
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        || clcf->exact_match)
+    {
+        return "must be used in a prefix location, such as "
+               "\"location /fhir/ { ... }\"";
+    }
+
+    flcf->prefix = clcf->name;
+
+    fmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_fhir_module);
+
+    if (fmcf->partners.nelts == 0) {
+        return "needs at least one \"fhir_partner\" block declared before "
+               "it in the http block";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* fhir_partner NAME { url ...; version ...; bearer_token_file ...; } */
+
+static char *
+ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_main_conf_t *fmcf = conf;
+
+    char                     *rv;
+    u_char                   *c;
+    ngx_str_t                *value;
+    ngx_uint_t                i;
+    ngx_conf_t                save;
+    ngx_http_fhir_partner_t  *partner, *p;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 64) {
+        return "needs a partner name of 1 to 64 characters";
+    }
+
+    for (c = value[1].data; c < value[1].data + value[1].len; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
+              || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid partner name \"%V\": use letters, "
+                               "digits, \"-\" and \"_\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    p = fmcf->partners.elts;
+    for (i = 0; i < fmcf->partners.nelts; i++) {
+        if (p[i].name.len == value[1].len
+            && ngx_strncmp(p[i].name.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate partner \"%V\", first declared in "
+                               "%s:%ui", &value[1], p[i].file, p[i].line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    partner = ngx_array_push(&fmcf->partners);
+    if (partner == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(partner, sizeof(ngx_http_fhir_partner_t));
+    partner->name = value[1];
+    partner->file = cf->conf_file->file.name.data;
+    partner->line = cf->conf_file->line;
+
+    save = *cf;
+    cf->handler = ngx_http_fhir_partner_item;
+    cf->handler_conf = (char *) partner;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (partner->url.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\" has no \"url\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (partner->version == FHIR_VERSION_UNKNOWN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\" has no \"version\": set "
+                           "dstu2, stu3 or r4", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
+{
+    u_char           *p, *last;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", name->data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name->data);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    if (fi.st_mode & S_IROTH) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "secret file \"%s\" is readable by every user of "
+                           "this machine: chmod o-r it", name->data);
+    }
+
+    if (ngx_file_size(&fi) > 16384 || ngx_file_size(&fi) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%s\" is empty or too large",
+                           name->data);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi));
+    if (p == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = *name;
+    file.log = cf->log;
+
+    n = ngx_read_file(&file, p, ngx_file_size(&fi), 0);
+    ngx_close_file(fd);
+
+    if (n != ngx_file_size(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot read secret file \"%s\"", name->data);
+        return NGX_CONF_ERROR;
+    }
+
+    last = p + n;
+    while (last > p && (last[-1] == '\n' || last[-1] == '\r'
+                        || last[-1] == ' ' || last[-1] == '\t'))
+    {
+        last--;
+    }
+
+    out->data = p;
+    out->len = last - p;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_http_fhir_partner_t *partner = (ngx_http_fhir_partner_t *) conf;
+
+    u_char     *p;
+    char       *rv;
+    ngx_str_t  *value, token;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts != 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\": \"%V\" takes one value",
+                           &partner->name, &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(value[0].data, "url") == 0) {
+
+        if (ngx_strncmp(value[1].data, "http://", 7) != 0
+            && ngx_strncmp(value[1].data, "https://", 8) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": url \"%V\" must start "
+                               "with http:// or https://",
+                               &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '?')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": url \"%V\" must not "
+                               "carry a query string",
+                               &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        partner->url = value[1];
+        while (partner->url.len && partner->url.data[partner->url.len - 1]
+                                   == '/')
+        {
+            partner->url.len--;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "version") == 0) {
+
+        partner->version = fhir_version_from_string((char *) value[1].data);
+
+        if (ngx_strcmp(value[1].data, "auto") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": version \"auto\" "
+                               "(discovery from the conformance statement) "
+                               "is not available yet: set dstu2, stu3 or r4",
+                               &partner->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (partner->version == FHIR_VERSION_UNKNOWN
+            || (ngx_strcmp(value[1].data, "dstu2") != 0
+                && ngx_strcmp(value[1].data, "stu3") != 0
+                && ngx_strcmp(value[1].data, "r4") != 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": invalid version \"%V\": "
+                               "use dstu2, stu3 or r4",
+                               &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "bearer_token_file") == 0) {
+
+        rv = ngx_http_fhir_read_secret(cf, &value[1], &token);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        partner->authorization.len = sizeof("Bearer ") - 1 + token.len;
+        partner->authorization.data = ngx_pnalloc(cf->pool,
+                                                  partner->authorization.len);
+        if (partner->authorization.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(partner->authorization.data, "Bearer ", 7);
+        ngx_memcpy(p, token.data, token.len);
+
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "fhir_partner \"%V\": unknown setting \"%V\" (known: "
+                       "url, version, bearer_token_file)",
+                       &partner->name, &value[0]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_fhir_access_handler;
+
+    return ngx_http_fhir_filter_init(cf);
+}

@@ -1,0 +1,95 @@
+
+/*
+ * ngx_fhir: shared declarations of the nginx glue.
+ */
+
+#ifndef _NGX_HTTP_FHIR_MODULE_H_INCLUDED_
+#define _NGX_HTTP_FHIR_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "fhir_json.h"
+#include "fhir_convert.h"
+#include "fhir_stream.h"
+
+
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  url;            /* without a trailing slash */
+    fhir_version_t             version;
+    ngx_str_t                  authorization;  /* "Bearer ..." or empty */
+    u_char                    *file;           /* where it was declared */
+    ngx_uint_t                 line;
+} ngx_http_fhir_partner_t;
+
+
+typedef struct {
+    ngx_array_t                partners;       /* ngx_http_fhir_partner_t */
+} ngx_http_fhir_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_str_t                  prefix;         /* the location's prefix */
+    ngx_str_t                  public_url;     /* fhir_public_url */
+    size_t                     max_resource;
+    ngx_uint_t                 max_depth;
+    ngx_bufs_t                 bufs;
+} ngx_http_fhir_loc_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_FHIR_PASS = 0,     /* nothing to do with the body */
+    NGX_HTTP_FHIR_CONVERT,      /* partner JSON -> R4 */
+    NGX_HTTP_FHIR_REPLACE       /* the body is our OperationOutcome */
+} ngx_http_fhir_mode_e;
+
+
+typedef struct {
+    ngx_http_fhir_partner_t   *partner;
+    ngx_str_t                  upstream_url;
+
+    /* an error decided before the response (status and message) */
+    ngx_uint_t                 error_status;
+    ngx_str_t                  error_text;
+
+    ngx_http_fhir_mode_e       mode;
+
+    /* conversion */
+    fhir_conv_t                conv;
+    fj_arena_t                 arena;
+    fhir_stream_t             *stream;
+    fhir_buf_t                 pending;        /* converted, not yet sent */
+    size_t                     pending_pos;
+    ngx_str_t                  public_base;
+
+    ngx_chain_t               *in;
+    ngx_chain_t               *out;
+    ngx_chain_t              **last_out;
+    ngx_chain_t               *free;
+    ngx_chain_t               *busy;
+    ngx_int_t                  nbufs;
+
+    ngx_str_t                  oo;             /* the OperationOutcome */
+
+    unsigned                   header_sent:1;
+    unsigned                   input_done:1;
+    unsigned                   last_sent:1;
+    unsigned                   oo_sent:1;
+} ngx_http_fhir_ctx_t;
+
+
+extern ngx_module_t  ngx_http_fhir_module;
+
+
+ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
+
+#define NGX_HTTP_FHIR_CONTENT_TYPE  "application/fhir+json; fhirVersion=4.0"
+
+
+#endif /* _NGX_HTTP_FHIR_MODULE_H_INCLUDED_ */
