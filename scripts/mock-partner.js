@@ -77,8 +77,16 @@ function rewriteRefs(node, map) {
   }
 }
 
+// Decimals are data in FHIR ("72.0" is not "72"), and JSON.parse would
+// lose their lexical form: each decimal member value is carried as a marked
+// string and written back as the exact original number.
+const NUM = '__num__';
+const numIn = /("[A-Za-z_][A-Za-z0-9_]*"\s*:\s*)(-?\d+\.\d+(?:[eE][+-]?\d+)?)(?=\s*[,}\]])/g;
+const numOut = new RegExp(`"${NUM}(-?[0-9.eE+-]+)"`, 'g');
+
 function loadFile(file) {
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const text = fs.readFileSync(file, 'utf8').replace(numIn, `$1"${NUM}$2"`);
+  const doc = JSON.parse(text);
   if (doc.resourceType !== 'Bundle') { put(doc); return; }
   const map = new Map();
   for (const e of doc.entry || []) {
@@ -142,7 +150,7 @@ function outcome(severity, code, text) {
 }
 
 function sendJson(res, status, obj, type) {
-  const body = JSON.stringify(obj);
+  const body = JSON.stringify(obj).replace(numOut, '$1');
   res.writeHead(status, { 'Content-Type': type || MIME, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }

@@ -1,0 +1,90 @@
+# Routing to each demo partner through a real nginx with the module loaded,
+# and the gateway's own errors as FHIR OperationOutcomes (issue 3).
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use FhirTest qw(start_gateway http_get json_of);
+
+my $g = start_gateway(name => 'routing', read_timeout => '1s');
+my $u = $g->url;
+
+# each partner serves the same SMART patient, in its own version
+for my $p (qw(redox datica infor dapasoft)) {
+    my $r = http_get("$u/fhir/$p/Patient/smart-1288992");
+    is($r->{status}, 200, "$p: Patient read is 200");
+    like($r->{headers}{'content-type'}, qr{^application/fhir\+json; fhirVersion=4\.0},
+         "$p: R4 content type");
+    is($r->{headers}{'cache-control'}, 'no-store', "$p: Cache-Control: no-store");
+    ok(!exists $r->{headers}{'content-length'}, "$p: the partner's Content-Length is dropped");
+    my $j = json_of($r);
+    is($j->{resourceType}, 'Patient', "$p: a Patient");
+    is($j->{id}, 'smart-1288992', "$p: the right one");
+    # R4: HumanName.family is one string (DSTU2 partners send an array)
+    is(ref($j->{name}[0]{family}), '', "$p: family is a string");
+    is($j->{name}[0]{family}, 'Adams', "$p: family name kept");
+}
+
+# the caller's own Authorization never reaches the partner: the gateway's
+# configured partner token does (the mock answers 401 otherwise)
+{
+    my $r = http_get("$u/fhir/datica/Patient/smart-1288992", Authorization => 'Bearer caller-token');
+    is($r->{status}, 200, 'caller Authorization replaced by the partner token');
+}
+
+# unknown partner: 404 OperationOutcome
+{
+    my $r = http_get("$u/fhir/nosuchpartner/Patient/1");
+    is($r->{status}, 404, 'unknown partner is 404');
+    like($r->{headers}{'content-type'}, qr{^application/fhir\+json}, '404 is FHIR JSON');
+    my $j = json_of($r);
+    is($j->{resourceType}, 'OperationOutcome', '404 body is an OperationOutcome');
+    is($j->{issue}[0]{code}, 'not-found', 'issue code not-found');
+    is($r->{headers}{'cache-control'}, 'no-store', '404 has no-store');
+}
+
+# no partner at all in the path
+{
+    my $r = http_get("$u/fhir/");
+    is($r->{status}, 404, 'no partner in path is 404');
+    is(json_of($r)->{resourceType}, 'OperationOutcome', '... as an OperationOutcome');
+}
+
+# writes are refused: the gateway serves reads
+{
+    my $r = HTTP::Tiny->new->request('DELETE', "$u/fhir/redox/Patient/smart-1288992");
+    is($r->{status}, 405, 'DELETE is 405');
+    is(json_of($r)->{issue}[0]{code}, 'not-supported', '405 OperationOutcome');
+}
+
+# partner timeout: 504 OperationOutcome (the mock never answers _fault-stall)
+{
+    my $r = http_get("$u/fhir/redox/Patient/_fault-stall");
+    is($r->{status}, 504, 'stalled partner is 504');
+    my $j = json_of($r);
+    is($j->{resourceType}, 'OperationOutcome', '504 body is an OperationOutcome');
+    is($j->{issue}[0]{code}, 'timeout', 'issue code timeout');
+}
+
+# partner unreachable: 502 OperationOutcome
+{
+    $g->kill_mock('infor');
+    my $r = http_get("$u/fhir/infor/Patient/smart-1288992");
+    is($r->{status}, 502, 'unreachable partner is 502');
+    my $j = json_of($r);
+    is($j->{resourceType}, 'OperationOutcome', '502 body is an OperationOutcome');
+    is($j->{issue}[0]{severity}, 'fatal', 'severity fatal');
+    # the other partners are still served
+    is(http_get("$u/fhir/datica/Patient/smart-1288992")->{status}, 200,
+       'other partners still served');
+}
+
+# no PHI in the error log at the default level, and no temp files
+{
+    my $log = $g->error_log;
+    unlike($log, qr/Adams/, 'no patient name in the error log');
+    my @tmp = glob($g->prefix . '/tmp/proxy/*');
+    is(scalar @tmp, 0, 'no proxy temp files');
+}
+
+done_testing();

@@ -1,0 +1,124 @@
+package FhirTest;
+# The integration-test harness: starts a real nginx with the ngx_fhir module
+# and the four mock partners (scripts/gateway) in a private prefix under
+# build/t/, on free loopback ports, and stops them at the end of the test.
+# Perl core modules only.
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use Cwd qw(abs_path);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+
+our @EXPORT_OK = qw(start_gateway http_get http_post json_of top_dir);
+
+my $TOP = abs_path(dirname(__FILE__) . '/../..');
+my @started;
+
+sub top_dir { $TOP }
+
+sub _free_port_block {
+    # four consecutive free ports for the mocks, plus one for the gateway
+    for my $try (1 .. 200) {
+        my $base = 20000 + int(rand(30000));
+        my $ok = 1;
+        for my $p ($base .. $base + 5) {
+            my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+                                          Proto => 'tcp', ReuseAddr => 1, Listen => 1);
+            if (!$s) { $ok = 0; last }
+            close $s;
+        }
+        return $base if $ok;
+    }
+    die "no free ports";
+}
+
+# start_gateway(name => 'routing', extra_http => "...", env => {...})
+sub start_gateway {
+    my (%o) = @_;
+    my $name = $o{name} or die "name";
+    my $prefix = "$TOP/build/t/$name";
+    remove_tree($prefix);
+    make_path("$prefix/conf");
+    my $base = _free_port_block();
+    my %env = (
+        FHIR_PREFIX    => $prefix,
+        PORT           => $base + 5,
+        MOCK_PORT_BASE => $base,
+        WORKERS        => $o{workers} // 1,
+        LOG_LEVEL      => $o{log_level} // 'info',
+        READ_TIMEOUT   => $o{read_timeout} // '30s',
+        %{ $o{env} // {} },
+    );
+    if (defined $o{extra_http}) {
+        my $f = "$prefix/conf/extra-http.conf";
+        open my $fh, '>', $f or die $!;
+        print $fh $o{extra_http};
+        close $fh;
+        $env{EXTRA_HTTP} = $f;
+    }
+    local @ENV{ keys %env } = values %env;
+    my $out = `$TOP/scripts/gateway start 2>&1`;
+    die "gateway did not start:\n$out" if $?;
+    my $g = bless { prefix => $prefix, env => \%env, port => $env{PORT},
+                    base => $base, url => "http://127.0.0.1:$env{PORT}" }, __PACKAGE__;
+    push @started, $g;
+    return $g;
+}
+
+sub url { $_[0]{url} }
+sub prefix { $_[0]{prefix} }
+sub mock_port { my ($g, $name) = @_;
+    my %i = (redox => 1, datica => 2, infor => 3, dapasoft => 4);
+    return $g->{base} + $i{$name};
+}
+
+sub stop {
+    my ($g) = @_;
+    return if $g->{stopped}++;
+    local @ENV{ keys %{ $g->{env} } } = values %{ $g->{env} };
+    system("$TOP/scripts/gateway stop >/dev/null 2>&1");
+}
+
+sub error_log {
+    my ($g) = @_;
+    open my $fh, '<', "$g->{prefix}/logs/error.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+sub kill_mock {
+    my ($g, $name) = @_;
+    my $f = "$g->{prefix}/run/mock-$name.pid";
+    open my $fh, '<', $f or die "$f: $!";
+    my $pid = <$fh>;
+    chomp $pid;
+    kill 'TERM', $pid;
+    select(undef, undef, undef, 0.3);
+}
+
+END { $_->stop for @started }
+
+my $http = HTTP::Tiny->new(timeout => 20, keep_alive => 0);
+
+sub http_get {
+    my ($url, %h) = @_;
+    return $http->get($url, { headers => \%h });
+}
+
+sub http_post {
+    my ($url, $body, %h) = @_;
+    return $http->post($url, { headers => \%h, content => $body });
+}
+
+sub json_of {
+    my ($res) = @_;
+    return eval { JSON::PP->new->decode($res->{content}) };
+}
+
+1;
