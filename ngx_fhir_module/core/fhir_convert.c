@@ -40,6 +40,7 @@ static const fhir_type_t  fhir_types[] = {
 
 static int fhir_convert_bundle(fhir_conv_t *c, fj_node_t *bundle);
 static int fhir_walk(fhir_conv_t *c, fj_node_t *n, int in_repeat);
+static int fhir_walk_refs(fhir_conv_t *c, fj_node_t *n);
 
 
 int
@@ -426,6 +427,30 @@ fhir_walk(fhir_conv_t *c, fj_node_t *n, int in_repeat)
 }
 
 
+static int
+fhir_walk_refs(fhir_conv_t *c, fj_node_t *n)
+{
+    fj_node_t  *m;
+
+    for (m = n->child; m; m = m->next) {
+        if (m->type == FJ_STRING && n->type == FJ_OBJECT
+            && fj_key_is(m, "reference"))
+        {
+            if (fhir_rewrite_url_node(c, m) != 0) {
+                return -1;
+            }
+
+        } else if (m->type == FJ_OBJECT || m->type == FJ_ARRAY) {
+            if (fhir_walk_refs(c, m) != 0) {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
 int
 fhir_convert_resource(fhir_conv_t *c, fj_node_t *res)
 {
@@ -457,9 +482,10 @@ fhir_convert_resource(fhir_conv_t *c, fj_node_t *res)
     }
 
     if (t == NULL) {
-        /* no mapping: forwarded unchanged, and counted */
+        /* no mapping: forwarded unchanged but for its references, which
+         * must name R4 types and the gateway's routes; counted */
         c->unmapped++;
-        return 0;
+        return fhir_walk_refs(c, res);
     }
 
     to = fhir_r4_type_name(c->from, rt->raw, rt->raw_len);

@@ -1,2 +1,561 @@
-/* placeholder replaced below */
-int main(void) { return 0; }
+/*
+ * Unit tests of the ngx_fhir core (no nginx): the JSON tree, the streaming
+ * driver under every chunking, the per-type conversions (checked by hand
+ * against MAPPING.md), request translation and URL rewriting.
+ * Ends with the line "N passed, N failed".
+ */
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir_stream.h"
+#include "fhir_request.h"
+#include "fhir_oo.h"
+
+static int  passed, failed;
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (cond) { passed++; }                                               \
+        else { failed++; printf("not ok: "); printf(__VA_ARGS__);             \
+               printf("  (%s:%d)\n", __FILE__, __LINE__); }                   \
+    } while (0)
+
+
+/* converts text in chunks of `chunk` bytes (0: one chunk, -1: random) */
+static int
+convert(const char *text, size_t len, fhir_version_t v, long chunk,
+    fhir_buf_t *out, char *err, size_t errlen, size_t max)
+{
+    fhir_conv_t     conv;
+    fj_arena_t      arena = { NULL, 0 };
+    fhir_stream_t  *s;
+    size_t          off, n;
+    int             rc = 0;
+
+    memset(&conv, 0, sizeof(conv));
+    conv.from = v;
+    conv.arena = &arena;
+    conv.partner_base = "http://partner.example/fhir";
+    conv.partner_base_len = strlen(conv.partner_base);
+    conv.public_base = "https://gw.example/fhir/p";
+    conv.public_base_len = strlen(conv.public_base);
+
+    s = fhir_stream_create(&conv, max ? max : 64 * 1024 * 1024, 64);
+    out->len = 0;
+
+    for (off = 0; off < len && rc == 0; off += n) {
+        n = chunk == 0 ? len : chunk < 0 ? (size_t) (rand() % 4096) + 1
+                                          : (size_t) chunk;
+        if (n > len - off) {
+            n = len - off;
+        }
+        rc = fhir_stream_feed(s, text + off, n, out);
+    }
+
+    if (rc == 0) {
+        rc = fhir_stream_finish(s, out);
+    }
+
+    if (rc != 0 && err) {
+        snprintf(err, errlen, "%s", fhir_stream_error(s));
+    }
+
+    fhir_stream_destroy(s);
+    fj_arena_free(&arena);
+    return rc;
+}
+
+
+static char *
+conv_str(const char *json, fhir_version_t v)
+{
+    static fhir_buf_t  out;
+    char               err[256];
+
+    if (convert(json, strlen(json), v, 0, &out, err, sizeof(err), 0) != 0) {
+        printf("  conversion failed: %s\n", err);
+        return "";
+    }
+
+    fhir_buf_append(&out, "", 1);
+    return out.data;
+}
+
+#define HAS(hay, needle)  (strstr((hay), (needle)) != NULL)
+
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE  *f = fopen(path, "rb");
+
+    *len = 0;
+    char  *p;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    *len = (size_t) ftell(f);
+    fseek(f, 0, SEEK_SET);
+    p = malloc(*len + 1);
+    if (fread(p, 1, *len, f) != *len) {
+        *len = 0;
+    }
+    p[*len] = '\0';
+    fclose(f);
+    return p;
+}
+
+
+/* every "value": <number> lexeme of the input appears in the output */
+static int
+decimals_kept(const char *in, const char *out, size_t out_len)
+{
+    const char  *p = in, *q;
+    char         lex[64];
+    size_t       n;
+
+    (void) out_len;
+
+    while ((p = strstr(p, "\"value\"")) != NULL) {
+        p += 7;
+        while (*p == ' ' || *p == ':') {
+            p++;
+        }
+        if (!(*p == '-' || (*p >= '0' && *p <= '9'))) {
+            continue;
+        }
+        q = p;
+        while (*q && strchr("-+.eE0123456789", *q)) {
+            q++;
+        }
+        n = (size_t) (q - p);
+        if (n >= sizeof(lex) - 12) {
+            continue;
+        }
+        memcpy(lex, "\"value\":", 8);
+        memcpy(lex + 8, p, n);
+        lex[8 + n] = '\0';
+        if (strstr(out, lex) == NULL) {
+            printf("  lost decimal %s\n", lex);
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+test_corpus(const char *dir, fhir_version_t v)
+{
+    DIR            *d;
+    struct dirent  *e;
+    char            path[1024], err[256];
+    char           *text;
+    size_t          len = 0;
+    fhir_buf_t      one = { NULL, 0, 0 }, many = { NULL, 0, 0 };
+    int             files = 0;
+
+    d = opendir(dir);
+    CHECK(d != NULL, "corpus folder %s", dir);
+    if (d == NULL) {
+        return;
+    }
+
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, ".json") == NULL) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        text = read_file(path, &len);
+        files++;
+
+        CHECK(convert(text, len, v, 0, &one, err, sizeof(err), 0) == 0,
+              "%s converts: %s", path, err);
+        fhir_buf_append(&one, "", 1);
+
+        /* random chunk splits give the same bytes */
+        CHECK(convert(text, len, v, -1, &many, err, sizeof(err), 0) == 0
+              && many.len + 1 == one.len
+              && memcmp(many.data, one.data, many.len) == 0,
+              "%s: random chunking gives identical output", path);
+
+        /* one byte at a time, for the smaller files */
+        if (len < 100000) {
+            CHECK(convert(text, len, v, 1, &many, err, sizeof(err), 0) == 0
+                  && many.len + 1 == one.len
+                  && memcmp(many.data, one.data, many.len) == 0,
+                  "%s: byte-at-a-time gives identical output", path);
+        }
+
+        CHECK(decimals_kept(text, one.data, one.len),
+              "%s: decimals kept byte for byte", path);
+        CHECK(!HAS(one.data, "\"MedicationOrder") && !HAS(one.data,
+              "\"MedicationOrder/") && !HAS(one.data, "fhir_comments"),
+              "%s: no DSTU2 type names or comments left", path);
+        CHECK(!HAS(one.data, "\"family\":["),
+              "%s: no HumanName.family arrays left", path);
+        CHECK(!HAS(one.data, "http://hl7.org/fhir/observation-category"),
+              "%s: observation-category system rewritten", path);
+
+        /* a truncated copy never converts */
+        CHECK(convert(text, len - 7, v, -1, &many, err, sizeof(err), 0) != 0,
+              "%s: truncated input is refused", path);
+
+        free(text);
+    }
+
+    closedir(d);
+    CHECK(files > 5, "%s has the corpus files (%d)", dir, files);
+    fhir_buf_free(&one);
+    fhir_buf_free(&many);
+}
+
+
+static void
+test_errors(void)
+{
+    static const struct { const char *json, *what, *err; }  bad[] = {
+        { "", "empty", "truncated" },
+        { "[1,2]", "an array", "must be a JSON object" },
+        { "{\"resourceType\":\"Patient\",\"id\":\"a\",\"id\":\"b\"}",
+          "duplicate keys", "duplicate key" },
+        { "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\xff\"}]}",
+          "invalid UTF-8", "invalid UTF-8" },
+        { "{\"resourceType\":\"Patient\"} x", "trailing data", "trailing" },
+        { "{\"resourceType\":\"Patient\",\"a\":01}", "bad number",
+          "expected" },
+        { "{\"resourceType\":\"Patient\",\"a\":\"\\q\"}", "bad escape",
+          "escape" },
+        { "{\"id\":\"x\"}", "no resourceType", "no resourceType" },
+        { "{\"resourceType\":\"Bundle\",\"entry\":[1]}", "entry not object",
+          "not an object" },
+        { "{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"a\":1}]}",
+          "mismatched brackets", "" },
+    };
+    fhir_buf_t  out = { NULL, 0, 0 };
+    char        err[256], deep[4096];
+    size_t      i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CHECK(convert(bad[i].json, strlen(bad[i].json), FHIR_DSTU2, 1, &out,
+                      err, sizeof(err), 0) != 0
+              && strstr(err, bad[i].err) != NULL,
+              "%s is refused with \"%s\" (got \"%s\")", bad[i].what,
+              bad[i].err, err);
+    }
+
+    /* nesting deeper than the limit */
+    strcpy(deep, "{\"resourceType\":\"Patient\",\"a\":");
+    for (i = 0; i < 100; i++) {
+        strcat(deep, "[");
+    }
+    for (i = 0; i < 100; i++) {
+        strcat(deep, "]");
+    }
+    strcat(deep, "}");
+    CHECK(convert(deep, strlen(deep), FHIR_STU3, 0, &out, err, sizeof(err),
+                  0) != 0 && strstr(err, "nested") != NULL,
+          "deep nesting is refused (%s)", err);
+
+    /* one resource larger than the limit */
+    CHECK(convert("{\"resourceType\":\"Patient\",\"id\":\"0123456789\"}", 44,
+                  FHIR_STU3, 3, &out, err, sizeof(err), 20) != 0
+          && strstr(err, "larger than") != NULL,
+          "resource over the size limit is refused (%s)", err);
+
+    /* a byte-order mark is tolerated */
+    CHECK(convert("\xef\xbb\xbf{\"resourceType\":\"Patient\"}", 29,
+                  FHIR_STU3, 1, &out, err, sizeof(err), 0) == 0,
+          "a BOM is tolerated");
+
+    fhir_buf_free(&out);
+}
+
+
+static void
+test_conversions(void)
+{
+    char  *o;
+
+    /* section 4: DSTU2 Condition */
+    o = conv_str("{\"resourceType\":\"Condition\",\"patient\":{\"reference\":"
+                 "\"Patient/1\"},\"clinicalStatus\":\"active\","
+                 "\"verificationStatus\":\"unknown\",\"dateRecorded\":"
+                 "\"2017-01-01\",\"notes\":\"n\",\"category\":{\"coding\":"
+                 "[{\"system\":\"http://hl7.org/fhir/condition-category\","
+                 "\"code\":\"diagnosis\"}]},\"abatementBoolean\":true,"
+                 "\"code\":{\"text\":\"x\"}}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"subject\":{\"reference\":\"Patient/1\"}"),
+          "Condition.patient -> subject: %s", o);
+    CHECK(HAS(o, "\"clinicalStatus\":{\"coding\":[{\"system\":\"http://"
+                 "terminology.hl7.org/CodeSystem/condition-clinical\","
+                 "\"code\":\"active\"}]}"),
+          "Condition.clinicalStatus with the R4 system (not HAPI's): %s", o);
+    CHECK(HAS(o, "condition-ver-status\",\"code\":\"unconfirmed\""),
+          "verificationStatus unknown -> unconfirmed: %s", o);
+    CHECK(HAS(o, "\"recordedDate\":\"2017-01-01\""), "dateRecorded: %s", o);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"n\"}]"), "notes -> note: %s", o);
+    CHECK(HAS(o, "\"category\":[{\"coding\":[{\"system\":\"http://terminology"
+                 ".hl7.org/CodeSystem/condition-category\",\"code\":"
+                 "\"encounter-diagnosis\"}"),
+          "DSTU2 category diagnosis -> encounter-diagnosis first: %s", o);
+    CHECK(HAS(o, "extension-Condition.abatementBoolean\",\"valueBoolean\":"
+                 "true"), "abatementBoolean kept as an extension: %s", o);
+
+    /* a Condition with no category gets a data-absent-reason */
+    o = conv_str("{\"resourceType\":\"Condition\",\"subject\":{}}",
+                 FHIR_STU3);
+    CHECK(HAS(o, "\"category\":[{\"extension\":[{\"url\":\"http://hl7.org/"
+                 "fhir/StructureDefinition/data-absent-reason\""),
+          "missing category -> data-absent-reason: %s", o);
+
+    /* section 6.1: DSTU2 AllergyIntolerance status split */
+    o = conv_str("{\"resourceType\":\"AllergyIntolerance\",\"status\":"
+                 "\"confirmed\",\"substance\":{\"text\":\"peanut\"},"
+                 "\"criticality\":\"CRITH\",\"category\":\"food\","
+                 "\"reporter\":{},\"lastOccurence\":\"2001\",\"note\":"
+                 "{\"text\":\"t\"}}", FHIR_DSTU2);
+    CHECK(HAS(o, "allergyintolerance-clinical\",\"code\":\"active\"")
+          && HAS(o, "allergyintolerance-verification\",\"code\":"
+                    "\"confirmed\""),
+          "status confirmed -> active + confirmed (not HAPI's): %s", o);
+    CHECK(HAS(o, "\"code\":{\"text\":\"peanut\"}"), "substance -> code: %s",
+          o);
+    CHECK(HAS(o, "\"criticality\":\"high\""), "CRITH -> high: %s", o);
+    CHECK(HAS(o, "\"category\":[\"food\"]"), "category array: %s", o);
+    CHECK(HAS(o, "\"asserter\":{}") && HAS(o, "\"lastOccurrence\":\"2001\""),
+          "reporter, lastOccurence renamed: %s", o);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"t\"}]"), "note array: %s", o);
+
+    o = conv_str("{\"resourceType\":\"AllergyIntolerance\",\"status\":"
+                 "\"entered-in-error\"}", FHIR_DSTU2);
+    CHECK(!HAS(o, "clinicalStatus") && HAS(o, "\"entered-in-error\""),
+          "entered-in-error has no clinicalStatus: %s", o);
+
+    /* section 5: DSTU2 Encounter class */
+    o = conv_str("{\"resourceType\":\"Encounter\",\"status\":\"finished\","
+                 "\"class\":\"inpatient\",\"patient\":{},\"reason\":[{}],"
+                 "\"indication\":[{\"reference\":\"Condition/1\"}]}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"class\":{\"system\":\"http://terminology.hl7.org/"
+                 "CodeSystem/v3-ActCode\",\"code\":\"IMP\"}"),
+          "class inpatient -> IMP with the correct system: %s", o);
+    CHECK(HAS(o, "\"subject\":{}") && HAS(o, "\"reasonCode\":[{}]")
+          && HAS(o, "\"reasonReference\":[{\"reference\":\"Condition/1\"}]"),
+          "Encounter renames: %s", o);
+    o = conv_str("{\"resourceType\":\"Encounter\",\"class\":\"other\"}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"class\":{\"extension\""),
+          "class other -> data-absent-reason: %s", o);
+    o = conv_str("{\"resourceType\":\"Encounter\",\"class\":{\"code\":"
+                 "\"ambulatory\"}}", FHIR_STU3);
+    CHECK(HAS(o, "v3-ActCode\",\"code\":\"AMB\""),
+          "STU3 system-less class mapped: %s", o);
+
+    /* section 7.1: DSTU2 MedicationOrder */
+    o = conv_str("{\"resourceType\":\"MedicationOrder\",\"id\":\"m\","
+                 "\"dateWritten\":\"2017\",\"status\":\"active\",\"patient\":"
+                 "{\"reference\":\"Patient/1\"},\"prescriber\":{\"display\":"
+                 "\"Dr\"},\"encounter\":{\"reference\":\"Encounter/2\"},"
+                 "\"dateEnded\":\"2018\",\"dosageInstruction\":[{\"text\":"
+                 "\"1/d\",\"doseQuantity\":{\"value\":1.50},\"timing\":"
+                 "{\"repeat\":{\"periodUnits\":\"d\",\"period\":1,\"when\":"
+                 "\"HS\"}}}],\"substitution\":{\"type\":{\"text\":\"N\"}}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"resourceType\":\"MedicationRequest\""), "renamed: %s", o);
+    CHECK(HAS(o, "\"intent\":\"order\""), "intent order: %s", o);
+    CHECK(HAS(o, "\"authoredOn\":\"2017\"") && HAS(o, "\"requester\":")
+          && HAS(o, "\"subject\":"), "renames: %s", o);
+    CHECK(HAS(o, "\"encounter\":{\"reference\":\"Encounter/2\"}"),
+          "encounter kept (not HAPI): %s", o);
+    CHECK(HAS(o, "\"doseAndRate\":[{\"doseQuantity\":{\"value\":1.50}}]"),
+          "dose -> doseAndRate, decimal exact: %s", o);
+    CHECK(HAS(o, "\"periodUnit\":\"d\"") && HAS(o, "\"when\":[\"HS\"]"),
+          "Timing.repeat renames: %s", o);
+    CHECK(HAS(o, "\"allowedCodeableConcept\":{\"text\":\"N\"}"),
+          "substitution.type -> allowed[x] (not HAPI): %s", o);
+    CHECK(HAS(o, "extension-MedicationOrder.dateEnded"),
+          "dateEnded kept as an extension: %s", o);
+
+    /* section 7.4: STU3 MedicationRequest */
+    o = conv_str("{\"resourceType\":\"MedicationRequest\",\"status\":"
+                 "\"active\",\"intent\":\"order\",\"requester\":{\"agent\":"
+                 "{\"display\":\"Dr\"},\"onBehalfOf\":{\"display\":\"Org\"}},"
+                 "\"context\":{},\"authoredOn\":\"2017\",\"category\":{},"
+                 "\"substitution\":{\"allowed\":true}}", FHIR_STU3);
+    CHECK(HAS(o, "\"requester\":{\"display\":\"Dr\",\"extension\":[{\"url\":"
+                 "\"http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+                 "MedicationRequest.requester.onBehalfOf\""),
+          "requester.agent -> requester + onBehalfOf extension: %s", o);
+    CHECK(HAS(o, "\"encounter\":{}") && HAS(o, "\"category\":[{}]")
+          && HAS(o, "\"allowedBoolean\":true"), "STU3 med renames: %s", o);
+
+    /* section 9: STU3 Coverage, lower-case class codes (not HAPI) */
+    o = conv_str("{\"resourceType\":\"Coverage\",\"status\":\"active\","
+                 "\"grouping\":{\"subGroup\":\"A\",\"plan\":\"P\","
+                 "\"planDisplay\":\"Gold\"},\"beneficiary\":{},\"payor\":"
+                 "[{}]}", FHIR_STU3);
+    CHECK(HAS(o, "\"code\":\"subgroup\"}]},\"value\":\"A\"")
+          && HAS(o, "\"code\":\"plan\"}]},\"value\":\"P\",\"name\":\"Gold\""),
+          "grouping -> class[]: %s", o);
+
+    /* section 10: DSTU2 Coverage (no HAPI converter) */
+    o = conv_str("{\"resourceType\":\"Coverage\",\"issuer\":{\"display\":"
+                 "\"Acme\"},\"subscriberId\":{\"value\":\"S1\"},\"plan\":"
+                 "\"P\",\"subscriber\":{\"reference\":\"Patient/1\"},"
+                 "\"type\":{\"code\":\"EHCPOL\"}}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"payor\":[{\"display\":\"Acme\"}]")
+          && HAS(o, "\"subscriberId\":\"S1\"")
+          && HAS(o, "\"beneficiary\":{\"reference\":\"Patient/1\"}")
+          && HAS(o, "\"type\":{\"coding\":[{\"code\":\"EHCPOL\"}]}")
+          && HAS(o, "\"_status\":{\"extension\""),
+          "DSTU2 Coverage: %s", o);
+
+    /* section 3: Observation */
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"category\":{\"coding\":[{\"system\":\"http://hl7.org/fhir"
+                 "/observation-category\",\"code\":\"vital-signs\"}]},"
+                 "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+                 "\"code\":\"55284-4\"}]},\"comments\":\"c\",\"related\":["
+                 "{\"type\":\"has-member\",\"target\":{\"reference\":"
+                 "\"Observation/s\"}}],\"component\":[{\"valueQuantity\":"
+                 "{\"value\":120.0,\"system\":\"http://unitsofmeasure.org/\""
+                 "}}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"category\":[{\"coding\":[{\"system\":\"http://terminology"
+                 ".hl7.org/CodeSystem/observation-category\""),
+          "category array with the R4 system: %s", o);
+    CHECK(HAS(o, "\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+                 "\"85354-9\""), "BP panel code 85354-9 first: %s", o);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"c\"}]")
+          && HAS(o, "\"hasMember\":[{\"reference\":\"Observation/s\"}]"),
+          "comments, related: %s", o);
+    CHECK(HAS(o, "{\"value\":120.0,\"system\":\"http://unitsofmeasure.org\""),
+          "UCUM system without the slash, value exact: %s", o);
+
+    /* section 2: Patient */
+    o = conv_str("{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+                 "[\"van\",\"Dyke\"]}],\"careProvider\":[{}],\"link\":[{"
+                 "\"type\":\"replace\",\"other\":{}}],\"meta\":{\"profile\":"
+                 "[\"http://fhir.org/guides/argonaut/StructureDefinition/"
+                 "argo-patient\"]},\"fhir_comments\":[\"x\"]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"family\":\"van Dyke\""),
+          "family parts joined (not HAPI's last part): %s", o);
+    CHECK(HAS(o, "\"generalPractitioner\":[{}]")
+          && HAS(o, "\"type\":\"replaced-by\""), "Patient renames: %s", o);
+    CHECK(!HAS(o, "argo-patient") && !HAS(o, "fhir_comments"),
+          "source profiles and comments dropped: %s", o);
+
+    /* section 15: Conformance */
+    o = conv_str("{\"resourceType\":\"Conformance\",\"fhirVersion\":\"1.0.2\""
+                 ",\"format\":[\"application/json+fhir\"],\"rest\":[{\"mode\""
+                 ":\"server\",\"resource\":[{\"type\":\"MedicationOrder\"}]}]}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"resourceType\":\"CapabilityStatement\"")
+          && HAS(o, "\"fhirVersion\":\"4.0.1\"")
+          && HAS(o, "\"type\":\"MedicationRequest\"")
+          && HAS(o, "\"application/fhir+json\""), "Conformance: %s", o);
+
+    /* MedicationStatement DSTU2 wasNotTaken (not HAPI) */
+    o = conv_str("{\"resourceType\":\"MedicationStatement\",\"status\":"
+                 "\"completed\",\"wasNotTaken\":true,\"patient\":{}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"status\":\"not-taken\"") && HAS(o, "\"subject\":{}"),
+          "wasNotTaken -> not-taken: %s", o);
+
+    /* an unmapped type is forwarded unchanged but for its references */
+    o = conv_str("{\"resourceType\":\"MedicationDispense\",\"patient\":{},"
+                 "\"authorizingPrescription\":[{\"reference\":"
+                 "\"MedicationOrder/1\"}],\"x\":{\"system\":"
+                 "\"http://hl7.org/fhir/v3/ActCode\"}}", FHIR_DSTU2);
+    CHECK(strcmp(o, "{\"resourceType\":\"MedicationDispense\",\"patient\":"
+                    "{},\"authorizingPrescription\":[{\"reference\":"
+                    "\"MedicationRequest/1\"}],\"x\":{\"system\":"
+                    "\"http://hl7.org/fhir/v3/ActCode\"}}") == 0,
+          "unmapped type unchanged but for references: %s", o);
+
+    /* Bundle: URLs point at the gateway, types renamed */
+    o = conv_str("{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
+                 "\"total\":1,\"link\":[{\"relation\":\"next\",\"url\":"
+                 "\"http://partner.example/fhir/MedicationOrder?page=2\"}],"
+                 "\"entry\":[{\"fullUrl\":\"http://partner.example/fhir/"
+                 "MedicationOrder/1\",\"resource\":{\"resourceType\":"
+                 "\"MedicationOrder\",\"id\":\"1\"}}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"url\":\"https://gw.example/fhir/p/MedicationRequest?"
+                 "page=2\"")
+          && HAS(o, "\"fullUrl\":\"https://gw.example/fhir/p/"
+                    "MedicationRequest/1\"")
+          && HAS(o, "\"total\":1"), "Bundle URLs: %s", o);
+}
+
+
+static void
+test_request(void)
+{
+    fhir_buf_t  out = { NULL, 0, 0 };
+
+#define XLATE(v, path, args, want)                                            \
+    out.len = 0;                                                              \
+    fhir_request_translate(v, path, strlen(path), args, strlen(args), &out);  \
+    fhir_buf_append(&out, "", 1);                                             \
+    CHECK(strcmp(out.data, want) == 0, "translate %s?%s -> %s (got %s)",      \
+          path, args, want, out.data)
+
+    XLATE(FHIR_DSTU2, "MedicationRequest", "patient=1&_count=5",
+          "MedicationOrder?patient=1&_count=5");
+    XLATE(FHIR_DSTU2, "MedicationRequest/7", "", "MedicationOrder/7");
+    XLATE(FHIR_DSTU2, "Observation", "patient=1&_sort=-date",
+          "Observation?patient=1&_sort:desc=date");
+    XLATE(FHIR_STU3, "Observation", "_sort:desc=date&x=1",
+          "Observation?_sort=-date&x=1");
+    XLATE(FHIR_STU3, "MedicationRequest", "patient=1",
+          "MedicationRequest?patient=1");
+    XLATE(FHIR_DSTU2, "Patient/_search", "", "Patient/_search");
+
+    fhir_buf_free(&out);
+}
+
+
+static void
+test_oo(void)
+{
+    fhir_buf_t  out = { NULL, 0, 0 };
+
+    fhir_oo_write(&out, "error", "invalid", "bad \"x\"\n", 8);
+    fhir_buf_append(&out, "", 1);
+    CHECK(strcmp(out.data, "{\"resourceType\":\"OperationOutcome\",\"issue\":"
+                 "[{\"severity\":\"error\",\"code\":\"invalid\","
+                 "\"diagnostics\":\"bad \\\"x\\\"\\u000a\"}]}") == 0,
+          "OperationOutcome escapes its text: %s", out.data);
+    CHECK(strcmp(fhir_oo_code_for_status(504), "timeout") == 0, "504 code");
+    fhir_buf_free(&out);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    const char  *data = argc > 1 ? argv[1] : "t/data/corpus";
+    char         dir[512];
+
+    srand(42);
+
+    test_errors();
+    test_conversions();
+    test_request();
+    test_oo();
+
+    snprintf(dir, sizeof(dir), "%s/dstu2", data);
+    test_corpus(dir, FHIR_DSTU2);
+    snprintf(dir, sizeof(dir), "%s/stu3", data);
+    test_corpus(dir, FHIR_STU3);
+
+    printf("core: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
