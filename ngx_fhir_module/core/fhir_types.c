@@ -62,6 +62,28 @@ done:
 }
 
 
+/* an integer written as a JSON string ("3") becomes the number 3 */
+static void
+fhir_string_to_number(fj_node_t *n)
+{
+    size_t  i;
+
+    if (n == NULL || n->type != FJ_STRING || n->raw_len == 0
+        || n->raw_len > 9 || (n->raw[0] == '0' && n->raw_len > 1))
+    {
+        return;
+    }
+
+    for (i = 0; i < n->raw_len; i++) {
+        if (n->raw[i] < '0' || n->raw[i] > '9') {
+            return;
+        }
+    }
+
+    n->type = FJ_NUMBER;
+}
+
+
 /* ---- Patient (section 2) ---- */
 
 int
@@ -396,7 +418,9 @@ fhir_conv_encounter(fhir_conv_t *c, fj_node_t *r)
     fhir_rename(c, r, "incomingReferral", "basedOn");
     fhir_rename(c, r, "reason", "reasonCode");
 
-    if (fhir_to_array(c, r, "appointment") != 0) {
+    if (fhir_to_array(c, r, "appointment") != 0
+        || fhir_to_array(c, r, "reasonCode") != 0)
+    {
         return -1;
     }
 
@@ -708,6 +732,7 @@ fhir_conv_medication_order(fhir_conv_t *c, fj_node_t *r)
 
     m = fj_get(r, "dispenseRequest");
     if (m) {
+        fhir_string_to_number(fj_get(m, "numberOfRepeatsAllowed"));
         fj_detach(m, "medicationCodeableConcept");
         fj_detach(m, "medicationReference");
     }

@@ -350,6 +350,14 @@ test_conversions(void)
     CHECK(HAS(o, "\"subject\":{}") && HAS(o, "\"reasonCode\":[{}]")
           && HAS(o, "\"reasonReference\":[{\"reference\":\"Condition/1\"}]"),
           "Encounter renames: %s", o);
+    o = conv_str("{\"resourceType\":\"Encounter\",\"reason\":{\"text\":\"r\"}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"reasonCode\":[{\"text\":\"r\"}]"),
+          "a single reason becomes an array: %s", o);
+    o = conv_str("{\"resourceType\":\"MedicationOrder\",\"dispenseRequest\":"
+                 "{\"numberOfRepeatsAllowed\":\"1\"}}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"numberOfRepeatsAllowed\":1}"),
+          "numberOfRepeatsAllowed written as a string becomes a number: %s", o);
     o = conv_str("{\"resourceType\":\"Encounter\",\"class\":\"other\"}",
                  FHIR_DSTU2);
     CHECK(HAS(o, "\"class\":{\"extension\""),
