@@ -32,11 +32,6 @@ static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
-static ngx_conf_num_bounds_t  ngx_http_fhir_depth_bounds = {
-    ngx_conf_check_num_bounds, 8, 1000
-};
-
-
 static ngx_command_t  ngx_http_fhir_commands[] = {
 
     { ngx_string("fhir_partner"),
@@ -72,7 +67,7 @@ static ngx_command_t  ngx_http_fhir_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_fhir_loc_conf_t, max_depth),
-      &ngx_http_fhir_depth_bounds },
+      NULL },
 
     { ngx_string("fhir_buffers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
@@ -526,6 +521,13 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->max_depth < 8 || conf->max_depth > 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_max_depth\" must be between 8 and 1000, "
+                           "not %ui", conf->max_depth);
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->max_resource < 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_max_resource_size\" of %uz bytes is too "
@@ -647,14 +649,15 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (partner->url.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "fhir_partner \"%V\" has no \"url\"", &value[1]);
+                           "fhir_partner \"%V\" has no \"url\"",
+                           &partner->name);
         return NGX_CONF_ERROR;
     }
 
     if (partner->version == FHIR_VERSION_UNKNOWN) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "fhir_partner \"%V\" has no \"version\": set "
-                           "dstu2, stu3 or r4", &value[1]);
+                           "dstu2, stu3 or r4", &partner->name);
         return NGX_CONF_ERROR;
     }
 

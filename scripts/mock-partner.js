@@ -247,7 +247,10 @@ function search(type, params, req) {
   for (const [k, v] of params) {
     if (k === '_count') count = Math.max(0, Math.min(1000, Number(v) || 0));
     else if (k === '_offset') offset = Math.max(0, Number(v) || 0);
-    else if (k === '_sort') sortDesc = v.startsWith('-') ? true : false;
+    // each version's own sort syntax only, as a strict server would
+    else if (k === '_sort' && DSTU2 && v.startsWith('-')) return { error: `DSTU2 sorts with _sort:desc=, not _sort=${v}` };
+    else if (k === '_sort') sortDesc = v.startsWith('-');
+    else if ((k === '_sort:desc' || k === '_sort:asc') && !DSTU2) return { error: `STU3 sorts with _sort=-x, not ${k}` };
     else if (k === '_sort:desc') sortDesc = true;
     else if (k === '_sort:asc') sortDesc = false;
     else if (k === '_format' || k === '_getpagesoffset') continue;
@@ -333,10 +336,11 @@ function handleFhir(method, rel, query, body, req) {
   }
   const type = parts[0];
   if (!/^[A-Z][A-Za-z]+$/.test(type)) return [404, outcome('error', 'not-found', 'unknown resource type')];
-  if (parts.length === 1 && method === 'GET') return [200, search(type, [...query], req)];
+  const searched = (b) => (b.error ? [400, outcome('error', 'invalid', b.error)] : [200, b]);
+  if (parts.length === 1 && method === 'GET') return searched(search(type, [...query], req));
   if (parts.length === 2 && parts[1] === '_search' && method === 'POST') {
     const form = new URLSearchParams(body);
-    return [200, search(type, [...query, ...form], req)];
+    return searched(search(type, [...query, ...form], req));
   }
   if (parts.length === 2 && method === 'GET') {
     const r = store.has(type) && store.get(type).get(parts[1]);

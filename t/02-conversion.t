@@ -23,19 +23,20 @@ for my $p (sort keys %version) {
     # vital signs, newest first, the R4 way (_sort=-date)
     my $r = http_get("$u/fhir/$p/Observation?patient=$pid&category=vital-signs&_sort=-date&_count=5");
     is($r->{status}, 200, "$p: vital signs search");
-    my $b = json_of($r);
-    is($b->{resourceType}, 'Bundle', "$p: a Bundle");
-    ok($b->{total} > 5, "$p: total kept ($b->{total})");
-    my @obs = entries($b);
+    my $bundle = json_of($r);
+    is($bundle->{resourceType}, 'Bundle', "$p: a Bundle");
+    ok($bundle->{total} > 5, "$p: total kept ($bundle->{total})");
+    my @obs = entries($bundle);
     is(scalar @obs, 5, "$p: _count honoured");
     my @dates = map { $_->{effectiveDateTime} // '' } @obs;
-    is_deeply(\@dates, [ sort { $b cmp $a } @dates ], "$p: newest first (_sort translated)");
+    ok(@dates == 5 && !grep({ $_ eq '' } @dates), "$p: every vital sign has a date");
+    is_deeply(\@dates, [ reverse sort @dates ], "$p: newest first (_sort translated)");
     is($obs[0]{category}[0]{coding}[0]{system},
        'http://terminology.hl7.org/CodeSystem/observation-category',
        "$p: category is an array with the R4 code system");
-    my ($next) = grep { $_->{relation} eq 'next' } @{ $b->{link} };
+    my ($next) = grep { $_->{relation} eq 'next' } @{ $bundle->{link} };
     like($next->{url}, qr{^\Q$u\E/fhir/$p/Observation\?}, "$p: next link points at the gateway");
-    like($b->{entry}[0]{fullUrl}, qr{^\Q$u\E/fhir/$p/Observation/}, "$p: fullUrl points at the gateway");
+    like($bundle->{entry}[0]{fullUrl}, qr{^\Q$u\E/fhir/$p/Observation/}, "$p: fullUrl points at the gateway");
 
     # follow the next link through the gateway
     my $r2 = http_get($next->{url});
@@ -106,11 +107,11 @@ for my $p (sort keys %version) {
         . '{"request":{"method":"GET","url":"Condition?patient=smart-1288992"}}]}';
     my $r = http_post("$u/fhir/redox/", $batch, 'Content-Type' => 'application/fhir+json');
     is($r->{status}, 200, 'batch answered');
-    my $b = json_of($r);
-    is($b->{type}, 'batch-response', 'batch-response');
-    is(scalar @{ $b->{entry} }, 2, 'one entry per request');
-    is($b->{entry}[0]{resource}{resourceType}, 'Patient', 'first entry: the Patient');
-    is($b->{entry}[1]{resource}{resourceType}, 'Bundle', 'second entry: the search');
+    my $resp = json_of($r);
+    is($resp->{type}, 'batch-response', 'batch-response');
+    is(scalar @{ $resp->{entry} }, 2, 'one entry per request');
+    is($resp->{entry}[0]{resource}{resourceType}, 'Patient', 'first entry: the Patient');
+    is($resp->{entry}[1]{resource}{resourceType}, 'Bundle', 'second entry: the search');
 }
 
 # bad partner responses

@@ -1,0 +1,71 @@
+# nginx -t refuses a wrong ngx_fhir configuration with a message that names
+# the directive and the problem (issue 3).
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use FhirTest qw(top_dir);
+use File::Path qw(make_path remove_tree);
+
+my $top = top_dir();
+my $prefix = "$top/build/t/config";
+remove_tree($prefix);
+make_path("$prefix/logs", "$prefix/conf");
+open my $tok, '>', "$prefix/conf/tok" or die $!;
+print $tok "secret\n";
+close $tok;
+chmod 0600, "$prefix/conf/tok";
+
+sub nginx_t {
+    my ($http, $loc) = @_;
+    $loc //= 'fhir_gateway on;';
+    open my $fh, '>', "$prefix/conf/nginx.conf" or die $!;
+    print $fh <<"CONF";
+load_module $top/build/ngx_http_fhir_module.so;
+pid $prefix/logs/nginx.pid;
+error_log $prefix/logs/error.log;
+events {}
+http {
+    $http
+    server { listen 127.0.0.1:1; location /fhir/ { $loc proxy_pass \$fhir_upstream_url; } }
+}
+CONF
+    close $fh;
+    my $out = `/usr/sbin/nginx -t -p $prefix -c $prefix/conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+my $ok = 'fhir_partner a { url http://127.0.0.1:9/fhir; version stu3; bearer_token_file tok; }';
+my ($rc, $out) = nginx_t($ok);
+is($rc, 0, 'a good configuration passes') or diag $out;
+
+my @bad = (
+    ['fhir_partner a { version stu3; }', qr/fhir_partner "a" has no "url"/, 'missing url'],
+    ['fhir_partner a { url http://x/fhir; }', qr/has no "version"/, 'missing version'],
+    ['fhir_partner a { url ftp://x; version stu3; }', qr/url "ftp:\/\/x" must start with http/, 'bad scheme'],
+    ['fhir_partner a { url http://x; version stu4; }', qr/invalid version "stu4"/, 'bad version'],
+    ['fhir_partner a { url http://x; version auto; }', qr/version "auto".*not available yet/, 'auto not yet'],
+    ['fhir_partner a { url http://x; version stu3; colour blue; }', qr/unknown setting "colour"/, 'unknown setting'],
+    ["$ok fhir_partner a { url http://y; version r4; }", qr/duplicate partner "a"/, 'duplicate partner'],
+    ['fhir_partner "a b" { url http://x; version r4; }', qr/invalid partner name "a b"/, 'bad name'],
+    ['fhir_partner a { url http://x; version r4; bearer_token_file missing.tok; }',
+     qr/missing\.tok.*failed/, 'missing token file'],
+    ['', qr/"fhir_gateway" directive needs at least one "fhir_partner"/, 'gateway without partners'],
+    ["$ok fhir_max_depth 3;", qr/"fhir_max_depth" must be between 8 and 1000, not 3/, 'depth bounds'],
+    ["$ok fhir_public_url fhir.example;", qr/"fhir_public_url" must start with http/, 'bad public url'],
+);
+
+for my $b (@bad) {
+    my ($http, $re, $what) = @$b;
+    ($rc, $out) = nginx_t($http);
+    isnt($rc, 0, "$what: refused");
+    like($out, $re, "$what: clear message") or diag $out;
+}
+
+# a world-readable secret file is accepted with a warning
+chmod 0644, "$prefix/conf/tok";
+($rc, $out) = nginx_t($ok);
+is($rc, 0, 'world-readable token file still passes');
+like($out, qr/\[warn\].*secret file .*tok" is readable by every user/, '... with a warning');
+
+done_testing();
