@@ -18,6 +18,8 @@
 
 
 static ngx_int_t ngx_http_fhir_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fhir_route(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx, ngx_http_fhir_loc_conf_t *flcf);
 static ngx_int_t ngx_http_fhir_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_fhir_init(ngx_conf_t *cf);
 static void *ngx_http_fhir_create_main_conf(ngx_conf_t *cf);
@@ -118,7 +120,8 @@ typedef enum {
     NGX_HTTP_FHIR_VAR_UPSTREAM_URL,
     NGX_HTTP_FHIR_VAR_AUTHORIZATION,
     NGX_HTTP_FHIR_VAR_VERSION,
-    NGX_HTTP_FHIR_VAR_ACCEPT
+    NGX_HTTP_FHIR_VAR_ACCEPT,
+    NGX_HTTP_FHIR_VAR_CONTENT_TYPE
 } ngx_http_fhir_var_e;
 
 
@@ -150,6 +153,21 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_HTTP_FHIR_VAR_AUTHORIZATION:
         s = &ctx->partner->authorization;
         break;
+
+    case NGX_HTTP_FHIR_VAR_CONTENT_TYPE:
+        /* a FHIR JSON body goes in the partner's mime type; a form as is */
+        if (r->headers_in.content_type == NULL) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+        s = &r->headers_in.content_type->value;
+        if (ngx_strlcasestrn(s->data, s->data + s->len, (u_char *) "json",
+                             4 - 1)
+            == NULL)
+        {
+            break;
+        }
+        /* fall through */
 
     case NGX_HTTP_FHIR_VAR_ACCEPT:
         /* the partner version's JSON mime type */
@@ -198,6 +216,9 @@ static ngx_http_variable_t  ngx_http_fhir_vars[] = {
 
     { ngx_string("fhir_partner_accept"), NULL, ngx_http_fhir_variable,
       NGX_HTTP_FHIR_VAR_ACCEPT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_partner_content_type"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_CONTENT_TYPE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -318,13 +339,132 @@ ngx_http_fhir_public_base(ngx_http_request_t *r, ngx_http_fhir_loc_conf_t *flcf,
 }
 
 
+static void
+ngx_http_fhir_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_fhir_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    ctx->body_read = 1;
+    r->main->count--;
+
+    if (ctx->waiting_body) {
+        ctx->waiting_body = 0;
+        r->write_event_handler = ngx_http_core_run_phases;
+        ngx_http_core_run_phases(r);
+    }
+}
+
+
+/* a posted batch: every entry's request in the partner's version */
+static ngx_int_t
+ngx_http_fhir_batch(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_http_fhir_loc_conf_t *flcf)
+{
+    u_char       *p;
+    char          err[160];
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    fhir_buf_t    out;
+    ngx_chain_t  *cl;
+
+    if (!ctx->body_read) {
+        rc = ngx_http_read_client_request_body(r, ngx_http_fhir_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        if (!ctx->body_read) {
+            ctx->waiting_body = 1;
+            return NGX_DONE;
+        }
+    }
+
+    ctx->body_done = 1;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "a batch Bundle is expected in the "
+                                       "request body");
+    }
+
+    if (r->request_body->temp_file) {
+        return ngx_http_fhir_set_error(r, ctx,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   "the batch is larger than client_body_buffer_size; the "
+                   "gateway keeps request bodies in memory only");
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len = ngx_cpymem(p + len, cl->buf->pos, ngx_buf_size(cl->buf)) - p;
+    }
+
+    out.data = NULL;
+    out.len = 0;
+    out.cap = 0;
+
+    if (fhir_batch_translate(ctx->partner->version, (char *) p, len,
+                             flcf->max_depth, &out, err, sizeof(err))
+        != 0)
+    {
+        fhir_buf_free(&out);
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "fhir: batch refused: %s", err);
+
+        p = ngx_pnalloc(r->pool, ngx_strlen(err) + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ngx_cpystrn(p, (u_char *) err, ngx_strlen(err) + 1);
+
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       (char *) p);
+    }
+
+    b = ngx_create_temp_buf(r->pool, out.len);
+    if (b == NULL) {
+        fhir_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->pos, out.data, out.len);
+    b->last_buf = 1;
+    fhir_buf_free(&out);
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    r->request_body->bufs = cl;
+    r->request_body->buf = b;
+    r->headers_in.content_length_n = b->last - b->pos;
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_access_handler(ngx_http_request_t *r)
 {
-    u_char                    *p, *end, *name, *path;
-    size_t                     len;
-    uintptr_t                  escape;
-    fhir_buf_t                 out;
+    ngx_int_t                  rc;
     ngx_http_fhir_ctx_t       *ctx;
     ngx_http_fhir_loc_conf_t  *flcf;
 
@@ -336,16 +476,37 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
-    if (ctx) {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+
+        rc = ngx_http_fhir_route(r, ctx, flcf);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
-    ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+    if (ctx->batch && !ctx->body_done) {
+        return ngx_http_fhir_batch(r, ctx, flcf);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* /<prefix>/<partner>/<path>: the partner, the upstream URL, the base */
+static ngx_int_t
+ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_http_fhir_loc_conf_t *flcf)
+{
+    u_char     *p, *end, *name, *path;
+    size_t      len;
+    uintptr_t   escape;
+    fhir_buf_t  out;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
@@ -391,6 +552,19 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
 
     while (p < end && *p == '/') {
         p++;
+    }
+
+    /* POST: a batch to the base, or a search; nothing else is a read */
+
+    if (r->method == NGX_HTTP_POST) {
+        if (p == end) {
+            ctx->batch = 1;
+
+        } else if (end - p < 8 || ngx_strncmp(end - 8, "/_search", 8) != 0) {
+            return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                       "the gateway serves read interactions only: POST is "
+                       "for <Type>/_search and for batches to the base");
+        }
     }
 
     /* the rest of the path, escaped again as proxy_pass would */

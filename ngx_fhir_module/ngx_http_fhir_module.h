@@ -75,6 +75,10 @@ typedef struct {
 
     ngx_str_t                  oo;             /* the OperationOutcome */
 
+    unsigned                   batch:1;
+    unsigned                   body_read:1;
+    unsigned                   waiting_body:1;
+    unsigned                   body_done:1;
     unsigned                   header_sent:1;
     unsigned                   input_done:1;
     unsigned                   last_sent:1;

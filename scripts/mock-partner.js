@@ -319,6 +319,10 @@ function handleFhir(method, rel, query, body, req) {
   const parts = rel.split('/').filter(Boolean);
   if (parts.length === 0) {
     if (method !== 'POST') return [405, outcome('error', 'not-supported', 'POST a batch Bundle')];
+    const ct = (req.headers['content-type'] || '').split(';')[0].trim();
+    if (ct !== MIME.split(';')[0]) {
+      return [415, outcome('error', 'not-supported', `a ${opt.version} batch is ${MIME.split(';')[0]}, not ${ct}`)];
+    }
     let doc;
     try { doc = JSON.parse(body); } catch (e) { return [400, outcome('error', 'invalid', 'bad JSON')]; }
     if (doc.resourceType !== 'Bundle' || doc.type !== 'batch') {

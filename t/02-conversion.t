@@ -114,6 +114,46 @@ for my $p (sort keys %version) {
     is($resp->{entry}[1]{resource}{resourceType}, 'Bundle', 'second entry: the search');
 }
 
+# batch on a DSTU2 partner: each entry's request is translated (type name,
+# sort syntax, Content-Type), and the batch-response comes back as R4
+{
+    my $batch = '{"resourceType":"Bundle","type":"batch","entry":['
+        . '{"request":{"method":"GET","url":"MedicationRequest?patient=smart-1288992"}},'
+        . '{"request":{"method":"GET","url":"Observation?patient=smart-1288992&category=vital-signs&_sort=-date&_count=3"}},'
+        . '{"request":{"method":"GET","url":"Patient/smart-1288992"}}]}';
+    my $r = http_post("$u/fhir/datica/", $batch, 'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 200, 'DSTU2 batch answered');
+    my $resp = json_of($r);
+    is($resp->{type}, 'batch-response', 'DSTU2 batch-response');
+    is(scalar @{ $resp->{entry} }, 3, 'one entry per request, in order');
+    like($resp->{entry}[0]{response}{status}, qr/^200/, 'MedicationRequest search translated');
+    my @meds = entries($resp->{entry}[0]{resource});
+    ok(@meds > 0, 'medications found through the batch');
+    is($meds[0]{resourceType}, 'MedicationRequest', '... as R4 MedicationRequest');
+    like($resp->{entry}[1]{response}{status}, qr/^200/, 'sorted search translated');
+    my @d = map { $_->{effectiveDateTime} } entries($resp->{entry}[1]{resource});
+    is_deeply(\@d, [ reverse sort @d ], 'batch search newest first');
+    is($resp->{entry}[2]{resource}{name}[0]{family}, 'Adams', 'read through the batch');
+
+    # writes are not reads
+    my $w = '{"resourceType":"Bundle","type":"batch","entry":['
+        . '{"request":{"method":"DELETE","url":"Patient/smart-1288992"}}]}';
+    $r = http_post("$u/fhir/datica/", $w, 'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 400, 'a batch with a write is refused');
+    like(json_of($r)->{issue}[0]{diagnostics}, qr/reads only/, '... saying why');
+
+    $r = http_post("$u/fhir/datica/", '{"resourceType":"Bundle","type":"transaction"}',
+                   'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 400, 'a transaction is refused');
+    $r = http_post("$u/fhir/datica/", '{"resourceType":', 'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 400, 'a malformed batch is a 400');
+    is(json_of($r)->{resourceType}, 'OperationOutcome', '... OperationOutcome');
+
+    $r = http_post("$u/fhir/datica/Patient", '{"resourceType":"Patient"}',
+                   'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 405, 'a create is refused (405)');
+}
+
 # bad partner responses
 for my $case (['_fault-html', 'HTML'], ['_fault-broken', 'broken JSON'],
               ['_fault-gzip', 'gzip body']) {

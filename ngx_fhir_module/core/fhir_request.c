@@ -7,6 +7,7 @@
  * the partner's way.  Every other parameter passes byte for byte.
  */
 
+#include <stdio.h>
 #include <string.h>
 
 #include "fhir_request.h"
@@ -122,4 +123,97 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
     }
 
     return 0;
+}
+
+
+int
+fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
+    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len)
+{
+    int          rc = -1;
+    char        *p;
+    size_t       at, n;
+    fhir_buf_t   url = { NULL, 0, 0 };
+    fj_node_t   *bundle, *entries, *e, *req, *method, *u;
+    fj_arena_t   arena = { NULL, 0 };
+    const char  *perr, *q;
+
+    bundle = fj_parse(&arena, body, len, max_depth, &perr, &at);
+    if (bundle == NULL) {
+        snprintf(err, err_len, "the batch is not valid JSON: %s at byte %zu",
+                 perr, at);
+        goto done;
+    }
+
+    if (!fj_str_is(fj_get(bundle, "resourceType"), "Bundle")
+        || !fj_str_is(fj_get(bundle, "type"), "batch"))
+    {
+        snprintf(err, err_len, "only a Bundle of type \"batch\" can be "
+                 "posted to the base");
+        goto done;
+    }
+
+    entries = fj_get(bundle, "entry");
+    if (entries && entries->type != FJ_ARRAY) {
+        snprintf(err, err_len, "Bundle.entry is not an array");
+        goto done;
+    }
+
+    for (e = entries ? entries->child : NULL; e; e = e->next) {
+        req = fj_get(e, "request");
+        method = fj_get(req, "method");
+        u = fj_get_str(req, "url");
+
+        if (u == NULL || method == NULL) {
+            snprintf(err, err_len, "a batch entry has no request.method or "
+                     "request.url");
+            goto done;
+        }
+
+        if (!fj_str_is(method, "GET")
+            && !(fj_str_is(method, "POST") && u->raw_len > 8
+                 && memcmp(u->raw + u->raw_len - 8, "/_search", 8) == 0))
+        {
+            snprintf(err, err_len, "the gateway serves reads only: a batch "
+                     "entry asks for %.*s", (int) method->raw_len,
+                     method->raw);
+            goto done;
+        }
+
+        q = memchr(u->raw, '?', u->raw_len);
+        n = q ? (size_t) (q - u->raw) : u->raw_len;
+
+        url.len = 0;
+        if (fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
+                                   u->raw[0] == '/' ? n - 1 : n,
+                                   q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
+                                   &url)
+            != 0)
+        {
+            snprintf(err, err_len, "out of memory");
+            goto done;
+        }
+
+        p = fj_alloc(&arena, url.len);
+        if (p == NULL) {
+            snprintf(err, err_len, "out of memory");
+            goto done;
+        }
+        memcpy(p, url.data, url.len);
+        u->raw = p;
+        u->raw_len = url.len;
+    }
+
+    if (fj_write(out, bundle) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    fhir_buf_free(&url);
+    fj_arena_free(&arena);
+    return rc;
 }

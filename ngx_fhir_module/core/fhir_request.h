@@ -22,4 +22,13 @@ int fhir_request_translate(fhir_version_t to, const char *path,
 const char *fhir_partner_type_name(fhir_version_t to, const char *type,
     size_t len);
 
+/*
+ * A posted batch Bundle: every entry's request (only GET, and POST
+ * <Type>/_search, are reads) is translated for a partner of version `to`;
+ * the Bundle is written compact to out.  Returns 0, or -1 with a message in
+ * err (no PHI) when the body is not a batch of reads.
+ */
+int fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
+    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len);
+
 #endif /* FHIR_REQUEST_H */

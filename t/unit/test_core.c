@@ -526,6 +526,31 @@ test_request(void)
           "MedicationRequest?patient=1");
     XLATE(FHIR_DSTU2, "Patient/_search", "", "Patient/_search");
 
+    {
+        const char  *b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
+                         "\"entry\":[{\"request\":{\"method\":\"GET\",\"url\":"
+                         "\"MedicationRequest?patient=1&_sort=-date\"}},"
+                         "{\"request\":{\"method\":\"POST\",\"url\":"
+                         "\"Patient/_search\"}}]}";
+        char         err[160];
+
+        out.len = 0;
+        CHECK(fhir_batch_translate(FHIR_DSTU2, b, strlen(b), 64, &out, err,
+                                   sizeof(err)) == 0, "batch translated");
+        fhir_buf_append(&out, "", 1);
+        CHECK(HAS(out.data, "\"url\":\"MedicationOrder?patient=1&_sort:desc"
+                            "=date\""), "batch entry url: %s", out.data);
+
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+            "\"request\":{\"method\":\"PUT\",\"url\":\"Patient/1\"}}]}";
+        CHECK(fhir_batch_translate(FHIR_DSTU2, b, strlen(b), 64, &out, err,
+                                   sizeof(err)) != 0
+              && HAS(err, "reads only"), "a write in a batch: %s", err);
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"transaction\"}";
+        CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
+                                   sizeof(err)) != 0, "a transaction: %s", err);
+    }
+
     fhir_buf_free(&out);
 }
 
