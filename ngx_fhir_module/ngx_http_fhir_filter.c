@@ -416,26 +416,29 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
 }
 
 
-/* the stream failed: a 502 while nothing went out, else an abort */
+/*
+ * The partner's response cannot be delivered whole: a 502 OperationOutcome
+ * while nothing went out, else an abort (the connection is closed without
+ * the last chunk).
+ */
 static ngx_int_t
-ngx_http_fhir_stream_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+ngx_http_fhir_response_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    const char *why, const char *diagnostics)
 {
     ngx_str_t   text;
     ngx_int_t   rc;
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "fhir: the response of partner \"%V\" cannot be converted: "
-                  "%s; %s", &ctx->partner->name,
-                  fhir_stream_error(ctx->stream),
-                  ctx->header_sent ? "response aborted"
-                                   : "502 sent instead");
+                  "fhir: the response of partner \"%V\" %s; %s",
+                  &ctx->partner->name, why,
+                  ctx->header_sent ? "response aborted" : "502 sent instead");
 
     if (ctx->header_sent) {
         return NGX_ERROR;
     }
 
-    ngx_str_set(&text, "the partner's response is not valid FHIR JSON and "
-                       "cannot be converted");
+    text.data = (u_char *) diagnostics;
+    text.len = ngx_strlen(diagnostics);
 
     if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
         != NGX_OK)
@@ -451,6 +454,53 @@ ngx_http_fhir_stream_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     }
 
     return ngx_http_fhir_send_oo(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_stream_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    u_char  why[256];
+
+    ngx_snprintf(why, sizeof(why) - 1, "cannot be converted: %s%Z",
+                 fhir_stream_error(ctx->stream));
+
+    return ngx_http_fhir_response_failed(r, ctx, (char *) why,
+               "the partner's response is not valid FHIR JSON and cannot be "
+               "converted");
+}
+
+
+/*
+ * nginx's upstream module ends a response that broke off (the partner
+ * closed, reset or stalled past proxy_read_timeout) with a flush instead of
+ * the last buffer.
+ */
+static ngx_uint_t
+ngx_http_fhir_upstream_broke_off(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_event_pipe_t  *p;
+
+    if (r->upstream == NULL || r->upstream->pipe == NULL) {
+        return 0;
+    }
+
+    p = r->upstream->pipe;
+
+    if (!(p->upstream_error || p->upstream_eof || p->upstream_done)) {
+        return 0;
+    }
+
+    for ( /* void */ ; in; in = in->next) {
+        if (in->buf->last_buf) {
+            return 0;
+        }
+        if (in->buf->flush && ngx_buf_size(in->buf) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -618,6 +668,12 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (ctx->last_sent && ctx->busy == NULL && in == NULL) {
         return NGX_OK;
+    }
+
+    if (!ctx->input_done && ngx_http_fhir_upstream_broke_off(r, in)) {
+        return ngx_http_fhir_response_failed(r, ctx,
+                   "broke off before it was complete",
+                   "the partner's response broke off before it was complete");
     }
 
     if (in && ngx_chain_add_copy(r->pool, &ctx->in, in) != NGX_OK) {

@@ -298,6 +298,10 @@ function fault(id, res) {
       res.writeHead(200, { 'Content-Type': MIME, 'Content-Encoding': 'gzip' });
       return res.end(body);
     }
+    case '_fault-stallbody':
+      // the start of a Bundle, then silence: no entry is ever complete
+      res.writeHead(200, { 'Content-Type': MIME });
+      return res.write('{"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"resource":{"resourceType":"Pat');
     case '_fault-500':
       return sendJson(res, 500, outcome('error', 'exception', 'partner failure'));
     case '_fault-truncated': {

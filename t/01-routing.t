@@ -66,6 +66,16 @@ for my $p (qw(redox datica infor dapasoft)) {
     is($j->{issue}[0]{code}, 'timeout', 'issue code timeout');
 }
 
+# the partner stalls mid-body before any entry is complete: nothing went out
+# yet, so the caller still gets an OperationOutcome, not an empty reply
+{
+    my $r = http_get("$u/fhir/redox/Patient/_fault-stallbody");
+    is($r->{status}, 502, 'partner stalling mid-body before the first entry: 502');
+    is(json_of($r)->{resourceType}, 'OperationOutcome', '... as an OperationOutcome');
+    like($g->error_log, qr/partner "redox" broke off before it was complete; 502 sent instead/,
+         '... and the error log says what happened');
+}
+
 # partner unreachable: 502 OperationOutcome
 {
     $g->kill_mock('infor');
