@@ -26,6 +26,9 @@ static const char *const  fhir_moved_systems[] = {
     "http://hl7.org/fhir/data-absent-reason", THO "data-absent-reason",
     "http://hl7.org/fhir/subscriber-relationship",
         THO "subscriber-relationship",
+    /* STU3 Coverage.relationship's value set became R4's code system */
+    "http://hl7.org/fhir/policyholder-relationship",
+        THO "subscriber-relationship",
     "http://hl7.org/fhir/coverage-class", THO "coverage-class",
     "http://unitsofmeasure.org/", "http://unitsofmeasure.org",
     NULL

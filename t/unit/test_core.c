@@ -571,6 +571,51 @@ test_oo(void)
 }
 
 
+/* t/golden/<version>/<name>.in.json -> exactly <name>.out.json */
+static void
+test_golden(const char *dir, fhir_version_t v)
+{
+    DIR            *d;
+    struct dirent  *e;
+    char            path[1024], err[256];
+    char           *in, *want;
+    size_t          len, wlen;
+    fhir_buf_t      out = { NULL, 0, 0 };
+    int             n = 0;
+
+    d = opendir(dir);
+    CHECK(d != NULL, "golden folder %s", dir);
+    if (d == NULL) {
+        return;
+    }
+
+    while ((e = readdir(d)) != NULL) {
+        len = strlen(e->d_name);
+        if (len < 9 || strcmp(e->d_name + len - 8, ".in.json") != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        in = read_file(path, &len);
+        snprintf(path + strlen(path) - 8, 10, ".out.json");
+        want = read_file(path, &wlen);
+        while (want && wlen && (want[wlen - 1] == '\n')) {
+            want[--wlen] = '\0';
+        }
+        CHECK(in && want && convert(in, len, v, -1, &out, err, sizeof(err), 0)
+                            == 0
+              && out.len == wlen && memcmp(out.data, want, wlen) == 0,
+              "golden %s", path);
+        free(in);
+        free(want);
+        n++;
+    }
+
+    closedir(d);
+    CHECK(n >= 10, "%s holds the golden cases (%d)", dir, n);
+    fhir_buf_free(&out);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -583,6 +628,9 @@ main(int argc, char **argv)
     test_conversions();
     test_request();
     test_oo();
+
+    test_golden("t/golden/dstu2", FHIR_DSTU2);
+    test_golden("t/golden/stu3", FHIR_STU3);
 
     snprintf(dir, sizeof(dir), "%s/dstu2", data);
     test_corpus(dir, FHIR_DSTU2);
