@@ -62,7 +62,16 @@ stop:
 	@scripts/gateway stop
 	@echo "ngx_fhir demo stopped"
 
-test: deps all
+SCHEMA_DEPS := $(BUILD)/schema/node_modules/.installed
+
+# test-only npm dependencies (the R4 JSON schema validator), from the lock file
+$(SCHEMA_DEPS): t/schema/package.json t/schema/package-lock.json
+	@mkdir -p $(BUILD)/schema
+	cp t/schema/package.json t/schema/package-lock.json $(BUILD)/schema/
+	cd $(BUILD)/schema && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+test: deps all $(SCHEMA_DEPS)
 	$(UNIT_TESTS)
 	prove -r t/
 

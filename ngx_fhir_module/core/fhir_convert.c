@@ -318,6 +318,75 @@ fhir_join_family(fhir_conv_t *c, fj_node_t *fam)
 }
 
 
+/*
+ * No extension value[x] is an array in any FHIR version; some partners send
+ * "valueString": ["a", "b"].  Each value becomes an extension of its own
+ * with the same url, which is how FHIR repeats an extension.
+ */
+static int
+fhir_split_extension_values(fhir_conv_t *c, fj_node_t *arr)
+{
+    fj_node_t   *ext, *next, *m, *mnext, *url, *u, *v, *vnext, *copy, *after;
+    const char  *key;
+    size_t       key_len;
+
+    for (ext = arr->child; ext; ext = next) {
+        next = ext->next;
+
+        if (ext->type != FJ_OBJECT) {
+            continue;
+        }
+
+        for (m = ext->child; m; m = m->next) {
+            if (m->type == FJ_ARRAY && m->key_len > 5
+                && memcmp(m->key, "value", 5) == 0)
+            {
+                break;
+            }
+        }
+
+        url = fj_get_str(ext, "url");
+
+        if (m == NULL || url == NULL || m->child == NULL) {
+            continue;
+        }
+
+        key = m->key;
+        key_len = m->key_len;
+        mnext = m->next;
+        v = m->child;
+        vnext = v->next;
+
+        /* the first value stays in this extension */
+        *m = *v;
+        m->key = key;
+        m->key_len = key_len;
+        m->next = mnext;
+
+        after = ext;
+
+        for (v = vnext; v; v = vnext) {
+            vnext = v->next;
+            v->key = key;
+            v->key_len = key_len;
+            v->next = NULL;
+
+            copy = fj_new(c->arena, FJ_OBJECT);
+            u = fj_new_strn(c->arena, url->raw, url->raw_len);
+            if (copy == NULL || u == NULL) {
+                return fhir_oom(c);
+            }
+            fj_append(copy, fj_member(u, "url"));
+            fj_append(copy, v);
+            fj_insert_after(arr, after, copy);
+            after = copy;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
 {
@@ -382,6 +451,13 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
                     }
                 }
             }
+        }
+
+        if ((fj_key_is(m, "extension") || fj_key_is(m, "modifierExtension"))
+            && m->type == FJ_ARRAY
+            && fhir_split_extension_values(c, m) != 0)
+        {
+            return -1;
         }
 
         if (fj_key_is(m, "contained") && m->type == FJ_ARRAY) {

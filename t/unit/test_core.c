@@ -447,6 +447,14 @@ test_conversions(void)
     CHECK(HAS(o, "{\"value\":120.0,\"system\":\"http://unitsofmeasure.org\""),
           "UCUM system without the slash, value exact: %s", o);
 
+    /* an extension with an array of values becomes repeated extensions */
+    o = conv_str("{\"resourceType\":\"Observation\",\"extension\":[{\"url\":"
+                 "\"u\",\"valueString\":[\"a\",\"b\"]}],\"status\":\"final\"}",
+                 FHIR_STU3);
+    CHECK(HAS(o, "\"extension\":[{\"url\":\"u\",\"valueString\":\"a\"},"
+                 "{\"url\":\"u\",\"valueString\":\"b\"}]"),
+          "extension value arrays split: %s", o);
+
     /* section 2: Patient */
     o = conv_str("{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
                  "[\"van\",\"Dyke\"]}],\"careProvider\":[{}],\"link\":[{"
