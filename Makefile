@@ -15,7 +15,7 @@ CORE_HDRS   := $(wildcard ngx_fhir_module/core/*.h)
 MODULE_SRCS := $(wildcard ngx_fhir_module/*.c ngx_fhir_module/*.h) config
 
 MODULE      := $(BUILD)/ngx_http_fhir_module.so
-TOOLS       := $(BUILD)/fhir-convert
+TOOLS       := $(BUILD)/fhir-convert $(BUILD)/bench-core
 UNIT_TESTS  := $(BUILD)/test_core
 
 .PHONY: all deps run stop test unit integration clean bench
@@ -41,6 +41,10 @@ $(MODULE): $(BUILD)/nginx-src/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MODULE_S
 	cp $(BUILD)/nginx-src/objs/ngx_http_fhir_module.so $@
 
 $(BUILD)/fhir-convert: ngx_fhir_module/tools/fhir_convert_main.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+
+$(BUILD)/bench-core: ngx_fhir_module/tools/bench_core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
 
@@ -78,7 +82,8 @@ test: deps all $(SCHEMA_DEPS)
 unit: $(UNIT_TESTS)
 	$(UNIT_TESTS)
 
-bench: deps all
+bench: all
+	@EXTRA_PKGS=wrk scripts/install-deps
 	scripts/bench
 
 clean:

@@ -398,20 +398,20 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
         m = *pp;
 
         /* DSTU2 JSON comments have no place in the R4 model */
-        if (fj_key_is(m, "fhir_comments")) {
+        if (FJ_KEY(m, "fhir_comments")) {
             *pp = m->next;
             continue;
         }
 
         if (m->type == FJ_STRING) {
-            if (fj_key_is(m, "system")) {
+            if (FJ_KEY(m, "system")) {
                 url = fhir_code_system_r4(c, m->raw, m->raw_len, &len);
                 if (url) {
                     m->raw = url;
                     m->raw_len = len;
                 }
 
-            } else if (fj_key_is(m, "reference")) {
+            } else if (FJ_KEY(m, "reference")) {
                 if (fhir_rewrite_url_node(c, m) != 0) {
                     return -1;
                 }
@@ -419,11 +419,11 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
         }
 
         if (IS_DSTU2(c)) {
-            if (m->type == FJ_ARRAY && fj_key_is(m, "family")) {
+            if (m->type == FJ_ARRAY && FJ_KEY(m, "family")) {
                 if (fhir_join_family(c, m) != 0) {
                     return -1;
                 }
-            } else if (m->type == FJ_ARRAY && fj_key_is(m, "_family")) {
+            } else if (m->type == FJ_ARRAY && FJ_KEY(m, "_family")) {
                 /* the joined family keeps the first part's extension */
                 for (e = m->child; e && e->type == FJ_NULL; e = e->next) {
                     /* void */
@@ -437,15 +437,15 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
 
             if (in_repeat) {
-                if (fj_key_is(m, "periodUnits")) {
+                if (FJ_KEY(m, "periodUnits")) {
                     fj_rename(m, "periodUnit");
-                } else if (fj_key_is(m, "_periodUnits")) {
+                } else if (FJ_KEY(m, "_periodUnits")) {
                     fj_rename(m, "_periodUnit");
-                } else if (fj_key_is(m, "durationUnits")) {
+                } else if (FJ_KEY(m, "durationUnits")) {
                     fj_rename(m, "durationUnit");
-                } else if (fj_key_is(m, "_durationUnits")) {
+                } else if (FJ_KEY(m, "_durationUnits")) {
                     fj_rename(m, "_durationUnit");
-                } else if (fj_key_is(m, "when") || fj_key_is(m, "_when")) {
+                } else if (FJ_KEY(m, "when") || FJ_KEY(m, "_when")) {
                     if (fj_wrap_array(c->arena, m) == NULL) {
                         return fhir_oom(c);
                     }
@@ -453,14 +453,14 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
         }
 
-        if ((fj_key_is(m, "extension") || fj_key_is(m, "modifierExtension"))
+        if ((FJ_KEY(m, "extension") || FJ_KEY(m, "modifierExtension"))
             && m->type == FJ_ARRAY
             && fhir_split_extension_values(c, m) != 0)
         {
             return -1;
         }
 
-        if (fj_key_is(m, "contained") && m->type == FJ_ARRAY) {
+        if (FJ_KEY(m, "contained") && m->type == FJ_ARRAY) {
             for (e = m->child; e; e = e->next) {
                 if (e->type == FJ_OBJECT && fhir_convert_resource(c, e) != 0) {
                     return -1;
@@ -468,7 +468,7 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
 
         } else if (m->type == FJ_OBJECT || m->type == FJ_ARRAY) {
-            if (fhir_walk(c, m, fj_key_is(m, "repeat")) != 0) {
+            if (fhir_walk(c, m, FJ_KEY(m, "repeat")) != 0) {
                 return -1;
             }
         }
@@ -510,7 +510,7 @@ fhir_walk_refs(fhir_conv_t *c, fj_node_t *n)
 
     for (m = n->child; m; m = m->next) {
         if (m->type == FJ_STRING && n->type == FJ_OBJECT
-            && fj_key_is(m, "reference"))
+            && FJ_KEY(m, "reference"))
         {
             if (fhir_rewrite_url_node(c, m) != 0) {
                 return -1;

@@ -2,10 +2,15 @@
  * ngx_fhir core: byte-exact JSON tree (see fhir_json.h).
  */
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fhir_json.h"
+
+
+#define FJ_ONES  0x0101010101010101ULL
+#define FJ_HIGH  0x8080808080808080ULL
 
 
 /* buffers */
@@ -209,14 +214,30 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
 
     for ( ;; ) {
 
-        /* fast path over plain ASCII */
+        /* fast path over plain ASCII, eight bytes at a time */
+        while (end - p >= 8) {
+            uint64_t  w, x;
+
+            memcpy(&w, p, 8);
+            x = (w & FJ_HIGH)                                    /* >= 0x80 */
+                | ((w - FJ_ONES * 0x20) & ~w & FJ_HIGH)           /* < 0x20 */
+                | (((w ^ (FJ_ONES * '"')) - FJ_ONES)
+                   & ~(w ^ (FJ_ONES * '"')) & FJ_HIGH)
+                | (((w ^ (FJ_ONES * '\\')) - FJ_ONES)
+                   & ~(w ^ (FJ_ONES * '\\')) & FJ_HIGH);
+            if (x) {
+                break;
+            }
+            p += 8;
+        }
+
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
             p++;
         }
 
         if (p >= end) {
             ps->err = "unterminated string";
-            ps->p = (const char *) p;
+            ps->p = ps->end;
             return -1;
         }
 
@@ -231,7 +252,7 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
         if (c == '\\') {
             if (p + 1 >= end) {
                 ps->err = "unterminated escape";
-                ps->p = (const char *) p;
+                ps->p = ps->end;
                 return -1;
             }
 
@@ -243,7 +264,7 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
             case 'u':
                 if (p + 6 > end) {
                     ps->err = "truncated \\u escape";
-                    ps->p = (const char *) p;
+                    ps->p = ps->end;
                     return -1;
                 }
                 for (i = 2; i < 6; i++) {
@@ -282,8 +303,8 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
         }
 
         if (p + n >= end) {
-            ps->err = "invalid UTF-8 in string";
-            ps->p = (const char *) p;
+            ps->err = "unterminated string";
+            ps->p = ps->end;
             return -1;
         }
 
@@ -368,7 +389,15 @@ bad:
 static int
 fj_literal(fj_parser_t *ps, const char *lit, size_t len)
 {
-    if ((size_t) (ps->end - ps->p) < len || memcmp(ps->p, lit, len) != 0) {
+    size_t  left = (size_t) (ps->end - ps->p);
+
+    if (left < len && memcmp(ps->p, lit, left) == 0) {
+        ps->err = "unexpected end of JSON";
+        ps->p = ps->end;
+        return -1;
+    }
+
+    if (left < len || memcmp(ps->p, lit, len) != 0) {
         ps->err = "unexpected character";
         return -1;
     }
@@ -567,6 +596,38 @@ fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
         *err_at = (size_t) (ps.p - text);
     }
 
+    return n;
+}
+
+
+fj_node_t *
+fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
+    unsigned max_depth, size_t *used, int *incomplete, const char **err,
+    size_t *err_at)
+{
+    fj_parser_t   ps;
+    fj_node_t    *n;
+
+    ps.arena = a;
+    ps.p = text;
+    ps.start = text;
+    ps.end = text + len;
+    ps.max_depth = max_depth;
+    ps.err = NULL;
+
+    *incomplete = 0;
+
+    n = fj_parse_value(&ps, 0);
+
+    if (n == NULL) {
+        /* a number may end exactly at the end of the text: so may all */
+        *incomplete = (ps.p >= ps.end);
+        *err = ps.err ? ps.err : "invalid JSON";
+        *err_at = (size_t) (ps.p - text);
+        return NULL;
+    }
+
+    *used = (size_t) (ps.p - text);
     return n;
 }
 

@@ -70,11 +70,26 @@ void  fj_arena_free(fj_arena_t *a);
 fj_node_t *fj_parse(fj_arena_t *a, const char *text, size_t len,
     unsigned max_depth, const char **err, size_t *err_at);
 
+/*
+ * Parses the one JSON value that starts text and sets *used to its length.
+ * When the text ends inside the value, returns NULL with *incomplete set
+ * (more bytes may complete it); any other failure is an error.  A value
+ * that is a bare number is never complete here: objects and arrays only.
+ */
+fj_node_t *fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
+    unsigned max_depth, size_t *used, int *incomplete, const char **err,
+    size_t *err_at);
+
 /* compact serialisation; scalars are written byte for byte */
 int fj_write(fhir_buf_t *out, const fj_node_t *n);
 /* the members of an object, each preceded by a comma when *first == 0 */
 int fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first);
 
+
+/* is this member's key the string literal `lit`? (no strlen at run time) */
+#define FJ_KEY(m, lit)                                                        \
+    ((m)->key_len == sizeof(lit) - 1                                          \
+     && memcmp((m)->key, lit, sizeof(lit) - 1) == 0)
 
 /* tree helpers; keys and literal strings are plain ASCII C strings */
 int        fj_key_is(const fj_node_t *member, const char *key);

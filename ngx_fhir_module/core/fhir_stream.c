@@ -181,8 +181,12 @@ fhir_stream_capture(fhir_stream_t *s, const char *p, size_t len, int *done)
                 continue;
             }
             /* skip plain string bytes quickly */
-            while (q < end && *q != '"' && *q != '\\') {
-                q++;
+            {
+                const char  *dq, *bs;
+
+                dq = memchr(q, '"', (size_t) (end - q));
+                bs = memchr(q, '\\', (size_t) ((dq ? dq : end) - q));
+                q = bs ? bs : (dq ? dq : end);
             }
             if (q == end) {
                 break;
@@ -366,18 +370,8 @@ fhir_stream_open_entries(fhir_stream_t *s, fhir_buf_t *out)
 
 
 static int
-fhir_stream_write_entry(fhir_stream_t *s, fhir_buf_t *out)
+fhir_stream_convert_entry(fhir_stream_t *s, fj_node_t *entry, fhir_buf_t *out)
 {
-    fj_node_t  *entry;
-
-    fj_arena_reset(s->conv->arena);
-
-    if (fhir_stream_parse(s, s->cap.data, s->cap.len, &entry)
-        != FHIR_STREAM_OK)
-    {
-        return FHIR_STREAM_ERROR;
-    }
-
     if (entry->type != FJ_OBJECT) {
         return fhir_stream_fail(s, "Bundle entry is not an object%s", NULL);
     }
@@ -394,6 +388,77 @@ fhir_stream_write_entry(fhir_stream_t *s, fhir_buf_t *out)
 
     s->entries++;
     return FHIR_STREAM_OK;
+}
+
+
+/* an entry captured across chunks */
+static int
+fhir_stream_write_entry(fhir_stream_t *s, fhir_buf_t *out)
+{
+    fj_node_t  *entry;
+
+    fj_arena_reset(s->conv->arena);
+
+    if (fhir_stream_parse(s, s->cap.data, s->cap.len, &entry)
+        != FHIR_STREAM_OK)
+    {
+        return FHIR_STREAM_ERROR;
+    }
+
+    return fhir_stream_convert_entry(s, entry, out);
+}
+
+
+/*
+ * The fast path: an entry that lies whole in the current chunk is parsed
+ * where it is, without being copied.  Returns the bytes used, 0 when the
+ * chunk ends inside the entry (the caller captures it instead), -1 on error.
+ */
+static long
+fhir_stream_entry_in_place(fhir_stream_t *s, const char *p, size_t len,
+    fhir_buf_t *out)
+{
+    fj_node_t   *entry;
+    const char  *err;
+    size_t       used, at;
+    int          incomplete;
+
+    fj_arena_reset(s->conv->arena);
+
+    entry = fj_parse_prefix(s->conv->arena, p, len, s->max_depth, &used,
+                            &incomplete, &err, &at);
+
+    if (entry == NULL) {
+        if (incomplete && len <= s->max_resource) {
+            return 0;
+        }
+        s->offset += at;
+        if (incomplete) {
+            snprintf(s->err, sizeof(s->err),
+                     "resource larger than the limit of %zu bytes at byte "
+                     "%llu", s->max_resource, s->offset);
+        } else {
+            snprintf(s->err, sizeof(s->err), "%s at byte %llu", err,
+                     s->offset);
+        }
+        s->state = ST_FAILED;
+        return -1;
+    }
+
+    if (used > s->max_resource) {
+        s->offset += used;
+        snprintf(s->err, sizeof(s->err),
+                 "resource larger than the limit of %zu bytes at byte %llu",
+                 s->max_resource, s->offset);
+        s->state = ST_FAILED;
+        return -1;
+    }
+
+    if (fhir_stream_convert_entry(s, entry, out) != FHIR_STREAM_OK) {
+        return -1;
+    }
+
+    return (long) used;
 }
 
 
@@ -614,6 +679,21 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             if (c != '{') {
                 return fhir_stream_fail(s, "Bundle entry is not an object%s",
                                         NULL);
+            }
+            {
+                long  used;
+
+                used = fhir_stream_entry_in_place(s, p, (size_t) (end - p),
+                                                  out);
+                if (used < 0) {
+                    return FHIR_STREAM_ERROR;
+                }
+                if (used > 0) {
+                    s->offset += (unsigned long long) used;
+                    p += used;
+                    s->state = ST_ENTRY_AFTER;
+                    continue;
+                }
             }
             fhir_stream_capture_start(s, c);
             s->state = ST_ENTRY_CAPTURE;
