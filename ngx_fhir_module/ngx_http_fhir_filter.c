@@ -593,7 +593,13 @@ ngx_http_fhir_last_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 }
 
 
-/* feeds one input buffer to the core; NGX_DECLINED when none is left */
+/*
+ * Feeds one input buffer to the core; NGX_DECLINED when none is left.  The
+ * buffer is "pinned": it stays unconsumed in the eyes of the upstream pipe
+ * until its converted bytes have left our buffers, so that a slow client
+ * holds the partner back (nginx's own back-pressure) and the pipe keeps
+ * calling this filter to flush.
+ */
 static ngx_int_t
 ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t *flush)
@@ -610,6 +616,9 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     b = cl->buf;
     ctx->in = cl->next;
 
+    cl->next = ctx->pinned;
+    ctx->pinned = cl;
+
     if (ngx_buf_size(b) && !ngx_buf_in_memory(b)) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "fhir: a file buffer reached the filter; proxied FHIR "
@@ -621,7 +630,6 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     if (ngx_buf_in_memory(b) && b->last > b->pos) {
         rc = fhir_stream_feed(ctx->stream, (char *) b->pos, b->last - b->pos,
                               &ctx->pending);
-        b->pos = b->last;
         if (rc != FHIR_STREAM_OK) {
             return NGX_ABORT;
         }
@@ -642,12 +650,49 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/* the pinned input has been converted and sent on: the pipe may reuse it */
+static void
+ngx_http_fhir_release(ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_chain_t  *cl;
+
+    for (cl = ctx->pinned; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+    }
+
+    ctx->pinned = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_flush_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+    if (b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->flush = 1;
+    cl->buf = b;
+    cl->next = NULL;
+    *ctx->last_out = cl;
+    ctx->last_out = &cl->next;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_int_t              rc;
-    ngx_uint_t             flush;
-    ngx_http_fhir_ctx_t   *ctx;
+    ngx_int_t                  rc;
+    ngx_uint_t                 flush;
+    ngx_http_fhir_ctx_t       *ctx;
+    ngx_http_fhir_loc_conf_t  *flcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
@@ -666,10 +711,6 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_fhir_send_oo(r, ctx);
     }
 
-    if (ctx->last_sent && ctx->busy == NULL && in == NULL) {
-        return NGX_OK;
-    }
-
     if (!ctx->input_done && ngx_http_fhir_upstream_broke_off(r, in)) {
         return ngx_http_fhir_response_failed(r, ctx,
                    "broke off before it was complete",
@@ -680,7 +721,10 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return NGX_ERROR;
     }
 
-    flush = 0;
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+    /* called with nothing new: whoever calls wants what we hold to move */
+    flush = (in == NULL && ctx->busy) ? 1 : 0;
 
     for ( ;; ) {
 
@@ -733,8 +777,17 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             }
         }
 
-        if (ctx->out == NULL && !flush) {
-            return ctx->busy ? NGX_AGAIN : NGX_OK;
+        if (ctx->out == NULL && flush && ctx->header_sent
+            && ngx_http_fhir_flush_buf(r, ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ctx->out == NULL) {
+            if (ctx->busy == NULL && ctx->pending.len == 0) {
+                ngx_http_fhir_release(ctx);
+            }
+            break;
         }
 
         rc = ngx_http_next_body_filter(r, ctx->out);
@@ -748,23 +801,29 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->last_out = &ctx->out;
         flush = 0;
 
-        if (ctx->last_sent) {
-            return rc;
+        if (ctx->busy == NULL && ctx->pending.len == 0) {
+            ngx_http_fhir_release(ctx);
         }
 
-        if (ctx->in == NULL && ctx->pending.len == 0) {
-            return rc;
-        }
-
-        if (ctx->free == NULL && ctx->nbufs
-            >= ((ngx_http_fhir_loc_conf_t *)
-                ngx_http_get_module_loc_conf(r, ngx_http_fhir_module))
-               ->bufs.num)
+        if (ctx->last_sent
+            || (ctx->in == NULL && ctx->pending.len == 0)
+            || (ctx->free == NULL && ctx->nbufs >= flcf->bufs.num))
         {
-            /* every buffer is still on its way to the client */
-            return NGX_AGAIN;
+            break;
         }
     }
+
+    if (ctx->in || ctx->pending.len || (!ctx->last_sent && ctx->input_done)) {
+        r->buffered |= NGX_HTTP_FHIR_BUFFERED;
+    } else {
+        r->buffered &= ~NGX_HTTP_FHIR_BUFFERED;
+    }
+
+    if (ctx->last_sent && ctx->busy == NULL) {
+        return NGX_OK;
+    }
+
+    return ctx->busy ? NGX_AGAIN : NGX_OK;
 }
 
 

@@ -67,6 +67,7 @@ typedef struct {
     ngx_str_t                  public_base;
 
     ngx_chain_t               *in;
+    ngx_chain_t               *pinned;         /* fed, not yet released */
     ngx_chain_t               *out;
     ngx_chain_t              **last_out;
     ngx_chain_t               *free;
@@ -92,6 +93,9 @@ extern ngx_module_t  ngx_http_fhir_module;
 ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
+
+/* r->buffered: the filter holds input or converted bytes */
+#define NGX_HTTP_FHIR_BUFFERED  0x08
 
 #define NGX_HTTP_FHIR_CONTENT_TYPE  "application/fhir+json; fhirVersion=4.0"
 

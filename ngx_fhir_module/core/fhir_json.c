@@ -734,13 +734,18 @@ fj_node_t *
 fj_get(const fj_node_t *obj, const char *key)
 {
     fj_node_t  *m;
+    size_t      len;
 
     if (obj == NULL || obj->type != FJ_OBJECT) {
         return NULL;
     }
 
+    len = strlen(key);
+
     for (m = obj->child; m; m = m->next) {
-        if (fj_key_is(m, key)) {
+        if (m->key_len == len && m->key[0] == key[0]
+            && memcmp(m->key, key, len) == 0)
+        {
             return m;
         }
     }
@@ -762,14 +767,17 @@ fj_node_t *
 fj_detach(fj_node_t *parent, const char *key)
 {
     fj_node_t  **pp, *m;
+    size_t       len;
 
     if (parent == NULL || parent->type != FJ_OBJECT) {
         return NULL;
     }
 
+    len = strlen(key);
+
     for (pp = &parent->child; *pp; pp = &(*pp)->next) {
         m = *pp;
-        if (fj_key_is(m, key)) {
+        if (m->key_len == len && memcmp(m->key, key, len) == 0) {
             *pp = m->next;
             m->next = NULL;
             return m;
