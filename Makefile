@@ -11,11 +11,12 @@ CFLAGS_CORE := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror \
                -Ingx_fhir_module/core
 
 CORE_SRCS   := $(wildcard ngx_fhir_module/core/*.c)
+CORE_LIBS   := -lcrypto
 CORE_HDRS   := $(wildcard ngx_fhir_module/core/*.h)
 MODULE_SRCS := $(wildcard ngx_fhir_module/*.c ngx_fhir_module/*.h) config
 
 MODULE      := $(BUILD)/ngx_http_fhir_module.so
-TOOLS       := $(BUILD)/fhir-convert $(BUILD)/bench-core
+TOOLS       := $(BUILD)/fhir-convert $(BUILD)/fhir-audit-verify $(BUILD)/bench-core
 UNIT_TESTS  := $(BUILD)/test_core
 
 .PHONY: all deps run stop test unit integration clean bench
@@ -42,15 +43,19 @@ $(MODULE): $(BUILD)/nginx-src/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MODULE_S
 
 $(BUILD)/fhir-convert: ngx_fhir_module/tools/fhir_convert_main.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+$(BUILD)/fhir-audit-verify: ngx_fhir_module/tools/fhir_audit_verify.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lcjson
 
 $(BUILD)/bench-core: ngx_fhir_module/tools/bench_core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
 $(BUILD)/test_core: t/unit/test_core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS)
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
 run: deps all
 	@PORT=$(PORT) scripts/gateway start

@@ -293,6 +293,8 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     ctx->conv.partner_base_len = ctx->partner->url.len;
     ctx->conv.public_base = (char *) ctx->public_base.data;
     ctx->conv.public_base_len = ctx->public_base.len;
+    ctx->conv.observe = ngx_http_fhir_audit_observe;
+    ctx->conv.observe_data = r;
 
     ctx->stream = fhir_stream_create(&ctx->conv, flcf->max_resource,
                                      flcf->max_depth);
@@ -434,6 +436,7 @@ ngx_http_fhir_response_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
                   ctx->header_sent ? "response aborted" : "502 sent instead");
 
     if (ctx->header_sent) {
+        ctx->aborted = 1;
         return NGX_ERROR;
     }
 

@@ -23,6 +23,11 @@ static ngx_int_t ngx_http_fhir_route(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fhir_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_fhir_init(ngx_conf_t *cf);
 static void *ngx_http_fhir_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_fhir_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_fhir_audit_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out);
 static void *ngx_http_fhir_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -41,6 +46,27 @@ static ngx_command_t  ngx_http_fhir_commands[] = {
       ngx_http_fhir_partner_block,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("fhir_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_fhir_audit_log,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_audit_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_fhir_audit_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_audit_fail_closed"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, audit.fail_closed),
       NULL },
 
     { ngx_string("fhir_gateway"),
@@ -87,7 +113,7 @@ static ngx_http_module_t  ngx_http_fhir_module_ctx = {
     ngx_http_fhir_init,                    /* postconfiguration */
 
     ngx_http_fhir_create_main_conf,        /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_fhir_init_main_conf,          /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -103,11 +129,11 @@ ngx_module_t  ngx_http_fhir_module = {
     ngx_http_fhir_commands,                /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_fhir_audit_init_module,       /* init module */
+    ngx_http_fhir_audit_init_process,      /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_fhir_audit_exit_process,      /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -357,9 +383,9 @@ ngx_http_fhir_body_handler(ngx_http_request_t *r)
 }
 
 
-/* a posted batch: every entry's request in the partner's version */
+/* the body of a batch (translated for the partner) or of a search form */
 static ngx_int_t
-ngx_http_fhir_batch(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
     u_char       *p;
@@ -384,6 +410,12 @@ ngx_http_fhir_batch(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     }
 
     ctx->body_done = 1;
+
+    if ((r->request_body == NULL || r->request_body->bufs == NULL)
+        && ctx->search_form)
+    {
+        return NGX_DECLINED;
+    }
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -411,6 +443,14 @@ ngx_http_fhir_batch(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     len = 0;
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         len = ngx_cpymem(p + len, cl->buf->pos, ngx_buf_size(cl->buf)) - p;
+    }
+
+    /* kept for the audit trail (request bodies stay in memory) */
+    ctx->body.data = p;
+    ctx->body.len = len;
+
+    if (ctx->search_form) {
+        return NGX_DECLINED;
     }
 
     out.data = NULL;
@@ -461,6 +501,45 @@ ngx_http_fhir_batch(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/*
+ * The error log's context of a gateway request: nginx would add the request
+ * line and the upstream URL, which carry patient ids and search terms.  PHI
+ * belongs in the audit trail only, so the context names the request by its
+ * id instead.
+ */
+static u_char *
+ngx_http_fhir_log_error_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char                     *p;
+    ngx_http_fhir_ctx_t        *ctx;
+    ngx_http_variable_value_t  *rid;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    p = buf;
+
+    if (r->headers_in.server.len) {
+        p = ngx_snprintf(p, len, ", server: %V", &r->headers_in.server);
+        len -= p - buf;
+        buf = p;
+    }
+
+    if (ctx && ctx->partner) {
+        p = ngx_snprintf(p, len, ", partner: %V", &ctx->partner->name);
+        len -= p - buf;
+        buf = p;
+    }
+
+    rid = ngx_http_get_variable(r, &(ngx_str_t) ngx_string("request_id"), 0);
+    if (rid && !rid->not_found) {
+        p = ngx_snprintf(p, len, ", request_id: %v", rid);
+    }
+
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_access_handler(ngx_http_request_t *r)
 {
@@ -484,14 +563,24 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
 
         ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
 
+        r->log_handler = ngx_http_fhir_log_error_handler;
+
         rc = ngx_http_fhir_route(r, ctx, flcf);
         if (rc != NGX_DECLINED) {
             return rc;
         }
+
+        /* no audit, no access, where the operator asks for that */
+        if (ngx_http_fhir_audit_refuses(r)) {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "the audit trail cannot be written, so patient data "
+                       "is not served (fhir_audit_fail_closed)");
+        }
     }
 
-    if (ctx->batch && !ctx->body_done) {
-        return ngx_http_fhir_batch(r, ctx, flcf);
+    if ((ctx->batch || ctx->search_form) && !ctx->body_done) {
+        return ngx_http_fhir_read_body(r, ctx, flcf);
     }
 
     return NGX_DECLINED;
@@ -546,6 +635,13 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "fhir: unknown partner \"%*s\"", (size_t) (p - name),
                       name);
+
+        while (p < end && *p == '/') {
+            p++;
+        }
+        ctx->path.data = p;
+        ctx->path.len = end - p;
+
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_FOUND,
                                        "unknown partner");
     }
@@ -554,13 +650,19 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         p++;
     }
 
+    ctx->path.data = p;
+    ctx->path.len = end - p;
+
     /* POST: a batch to the base, or a search; nothing else is a read */
 
     if (r->method == NGX_HTTP_POST) {
         if (p == end) {
             ctx->batch = 1;
 
-        } else if (end - p < 8 || ngx_strncmp(end - 8, "/_search", 8) != 0) {
+        } else if (end - p >= 8 && ngx_strncmp(end - 8, "/_search", 8) == 0) {
+            ctx->search_form = 1;
+
+        } else {
             return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
                        "the gateway serves read interactions only: POST is "
                        "for <Type>/_search and for batches to the base");
@@ -641,7 +743,45 @@ ngx_http_fhir_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    fmcf->audit.fail_closed = NGX_CONF_UNSET;
+
     return fmcf;
+}
+
+
+static char *
+ngx_http_fhir_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_fhir_main_conf_t *fmcf = conf;
+
+    return ngx_http_fhir_audit_check(cf, &fmcf->audit);
+}
+
+
+static char *
+ngx_http_fhir_audit_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_main_conf_t *fmcf = conf;
+
+    char       *rv;
+    ngx_str_t  *value;
+
+    if (fmcf->audit.key.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rv = ngx_http_fhir_read_secret(cf, &value[1], &fmcf->audit.key);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (fmcf->audit.key.len < 16) {
+        return "needs a key of at least 16 bytes";
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1032,6 +1172,10 @@ ngx_http_fhir_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_fhir_access_handler;
+
+    if (ngx_http_fhir_audit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_fhir_filter_init(cf);
 }

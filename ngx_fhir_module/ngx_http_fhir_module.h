@@ -27,8 +27,29 @@ typedef struct {
 
 
 typedef struct {
+    ngx_open_file_t           *file;           /* fhir_audit_log PATH */
+    ngx_uint_t                 mode;
+    ngx_addr_t                *syslog;         /* fhir_audit_log syslog: */
+    ngx_uint_t                 facility;
+    ngx_str_t                  tag;
+    ngx_str_t                  key;            /* fhir_audit_key_file */
+    ngx_flag_t                 fail_closed;
+    ngx_uint_t                 set;
+} ngx_http_fhir_audit_conf_t;
+
+
+typedef struct {
     ngx_array_t                partners;       /* ngx_http_fhir_partner_t */
+    ngx_http_fhir_audit_conf_t audit;
 } ngx_http_fhir_main_conf_t;
+
+
+/* what the response said about one read (a batch entry, or the request) */
+typedef struct {
+    ngx_uint_t                 status;
+    ngx_int_t                  entries;
+    char                       patient[128];
+} ngx_http_fhir_audit_entry_t;
 
 
 typedef struct {
@@ -51,6 +72,12 @@ typedef enum {
 typedef struct {
     ngx_http_fhir_partner_t   *partner;
     ngx_str_t                  upstream_url;
+    ngx_str_t                  path;           /* R4 path after the partner */
+    ngx_str_t                  body;           /* a batch or a search form */
+
+    /* for the audit trail */
+    ngx_array_t               *batch_results;
+    ngx_http_fhir_audit_entry_t  read;
 
     /* an error decided before the response (status and message) */
     ngx_uint_t                 error_status;
@@ -77,6 +104,8 @@ typedef struct {
     ngx_str_t                  oo;             /* the OperationOutcome */
 
     unsigned                   batch:1;
+    unsigned                   search_form:1;
+    unsigned                   aborted:1;
     unsigned                   body_read:1;
     unsigned                   waiting_body:1;
     unsigned                   body_done:1;
@@ -91,6 +120,16 @@ extern ngx_module_t  ngx_http_fhir_module;
 
 
 ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);
+
+char *ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_fhir_audit_check(ngx_conf_t *cf,
+    ngx_http_fhir_audit_conf_t *acf);
+ngx_int_t ngx_http_fhir_audit_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle);
+void ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_fhir_audit_refuses(ngx_http_request_t *r);
+void ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node);
 ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
 

@@ -15,6 +15,9 @@ typedef enum {
     FHIR_R4 = 4
 } fhir_version_t;
 
+#define FHIR_OBSERVE_RESOURCE  1   /* a whole document that is no Bundle */
+#define FHIR_OBSERVE_ENTRY     2   /* one entry of the top-level Bundle */
+
 typedef struct {
     fhir_version_t   from;
 
@@ -26,6 +29,10 @@ typedef struct {
     size_t           public_base_len;
 
     fj_arena_t      *arena;
+
+    /* called with each converted top-level resource and Bundle entry */
+    void           (*observe)(void *data, int what, fj_node_t *node);
+    void            *observe_data;
 
     /* statistics */
     unsigned long    resources;      /* resources converted */

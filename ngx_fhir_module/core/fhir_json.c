@@ -75,6 +75,44 @@ fhir_buf_free(fhir_buf_t *b)
 }
 
 
+int
+fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
+{
+    static const char  hex[] = "0123456789abcdef";
+    unsigned char      c;
+    char               esc[6];
+    size_t             i;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char) c;
+            if (fhir_buf_append(out, esc, 2) != 0) {
+                return -1;
+            }
+
+        } else if (c < 0x20) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            if (fhir_buf_append(out, esc, 6) != 0) {
+                return -1;
+            }
+
+        } else if (fhir_buf_append(out, s + i, 1) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* arena */
 
 struct fj_chunk_s {

@@ -22,6 +22,9 @@ int  fhir_buf_append(fhir_buf_t *b, const void *p, size_t n);
 int  fhir_buf_puts(fhir_buf_t *b, const char *s);
 void fhir_buf_free(fhir_buf_t *b);
 
+/* appends s as the inside of a JSON string (quotes, backslash, controls) */
+int  fhir_json_escape(fhir_buf_t *out, const char *s, size_t len);
+
 
 typedef enum {
     FJ_NULL = 0,

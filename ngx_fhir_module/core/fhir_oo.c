@@ -8,44 +8,6 @@
 #include "fhir_oo.h"
 
 
-static int
-fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
-{
-    static const char  hex[] = "0123456789abcdef";
-    unsigned char      c;
-    char               esc[6];
-    size_t             i;
-
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) s[i];
-
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) c;
-            if (fhir_buf_append(out, esc, 2) != 0) {
-                return -1;
-            }
-
-        } else if (c < 0x20) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            if (fhir_buf_append(out, esc, 6) != 0) {
-                return -1;
-            }
-
-        } else if (fhir_buf_append(out, s + i, 1) != 0) {
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
 int
 fhir_oo_write(fhir_buf_t *out, const char *severity, const char *code,
     const char *diagnostics, size_t diag_len)

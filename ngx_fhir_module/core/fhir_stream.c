@@ -380,6 +380,10 @@ fhir_stream_convert_entry(fhir_stream_t *s, fj_node_t *entry, fhir_buf_t *out)
         return fhir_stream_fail(s, "%s", s->conv->err);
     }
 
+    if (s->conv->observe) {
+        s->conv->observe(s->conv->observe_data, FHIR_OBSERVE_ENTRY, entry);
+    }
+
     if ((s->entries && fhir_buf_append(out, ",", 1) != 0)
         || fj_write(out, entry) != 0)
     {
@@ -494,6 +498,11 @@ fhir_stream_close(fhir_stream_t *s, fhir_buf_t *out)
         }
         if (fhir_convert_resource(s->conv, obj) != 0) {
             return fhir_stream_fail(s, "%s", s->conv->err);
+        }
+        if (s->conv->observe) {
+            s->conv->observe(s->conv->observe_data,
+                             fj_str_is(fj_get(obj, "resourceType"), "Bundle")
+                             ? 0 : FHIR_OBSERVE_RESOURCE, obj);
         }
         if (fj_write(out, obj) != 0) {
             return fhir_stream_fail(s, "out of memory%s", NULL);

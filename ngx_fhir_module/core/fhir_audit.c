@@ -1,0 +1,337 @@
+/*
+ * ngx_fhir core: audit records (see fhir_audit.h).
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "fhir_audit.h"
+
+
+static const struct {
+    const char  *type;
+    const char  *search;
+} fhir_audit_searches[] = {
+    { "Patient",             "patient.search" },
+    { "Observation",         "vitals.search" },
+    { "Condition",           "condition.search" },
+    { "Encounter",           "encounter.search" },
+    { "AllergyIntolerance",  "allergy.search" },
+    { "MedicationRequest",   "medication.search" },
+    { "MedicationOrder",     "medication.search" },
+    { "MedicationStatement", "medication.search" },
+    { "Coverage",            "coverage.search" },
+    { NULL, NULL }
+};
+
+
+static void
+fhir_copy(char *dst, size_t size, const char *src, size_t len)
+{
+    if (len >= size) {
+        len = size - 1;
+    }
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+
+static int
+fhir_hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+
+/* percent-decodes a query value ('+' is a space in a form) */
+static size_t
+fhir_unescape(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t  i, n = 0;
+    int     h, l;
+
+    for (i = 0; i < len && n + 1 < size; i++) {
+        if (src[i] == '%' && i + 2 < len
+            && (h = fhir_hexval(src[i + 1])) >= 0
+            && (l = fhir_hexval(src[i + 2])) >= 0)
+        {
+            dst[n++] = (char) (h * 16 + l);
+            i += 2;
+        } else {
+            dst[n++] = src[i] == '+' ? ' ' : src[i];
+        }
+    }
+
+    dst[n] = '\0';
+    return n;
+}
+
+
+int
+fhir_audit_patient_of_reference(const char *ref, size_t len, char *out,
+    size_t out_size)
+{
+    const char  *p, *last = NULL;
+    size_t       i;
+
+    /* the last "Patient/" segment of a relative or absolute reference */
+    for (i = 0; i + 8 <= len; i++) {
+        if (memcmp(ref + i, "Patient/", 8) == 0
+            && (i == 0 || ref[i - 1] == '/'))
+        {
+            last = ref + i + 8;
+        }
+    }
+
+    if (last == NULL) {
+        /* a bare id, as in "patient=123" */
+        if (len == 0 || memchr(ref, '/', len) || memchr(ref, ':', len)) {
+            return -1;
+        }
+        fhir_copy(out, out_size, ref, len);
+        return 0;
+    }
+
+    p = memchr(last, '/', (size_t) (ref + len - last));
+    fhir_copy(out, out_size, last, p ? (size_t) (p - last)
+                                     : (size_t) (ref + len - last));
+    return out[0] ? 0 : -1;
+}
+
+
+static void
+fhir_audit_patient_from_args(const char *args, size_t len, int patient_type,
+    fhir_audit_what_t *w)
+{
+    const char  *p = args, *end = args + len, *amp, *eq;
+    char         val[256];
+    size_t       n, vlen;
+
+    while (p < end) {
+        amp = memchr(p, '&', (size_t) (end - p));
+        n = amp ? (size_t) (amp - p) : (size_t) (end - p);
+        eq = memchr(p, '=', n);
+
+        if (eq) {
+            size_t  klen = (size_t) (eq - p);
+
+            if ((klen == 7 && memcmp(p, "patient", 7) == 0)
+                || (klen == 7 && memcmp(p, "subject", 7) == 0)
+                || (klen == 11 && memcmp(p, "beneficiary", 11) == 0)
+                || (patient_type && ((klen == 3 && memcmp(p, "_id", 3) == 0)
+                                     || (klen == 2 && memcmp(p, "id", 2) == 0))))
+            {
+                vlen = fhir_unescape(val, sizeof(val), eq + 1,
+                                     (size_t) (p + n - eq - 1));
+                if (fhir_audit_patient_of_reference(val, vlen, w->patient,
+                                                    sizeof(w->patient))
+                    == 0)
+                {
+                    return;
+                }
+            }
+        }
+
+        p += n + (amp ? 1 : 0);
+    }
+}
+
+
+void
+fhir_audit_classify(int post, const char *path, size_t path_len,
+    const char *args, size_t args_len, fhir_audit_what_t *w)
+{
+    const char  *slash, *rest;
+    size_t       tlen, rlen;
+    int          i;
+
+    memset(w, 0, sizeof(*w));
+
+    while (path_len && path[path_len - 1] == '/') {
+        path_len--;
+    }
+
+    if (path_len == 8 && memcmp(path, "metadata", 8) == 0) {
+        w->event = "capability.read";
+        fhir_copy(w->resource_type, sizeof(w->resource_type),
+                  "CapabilityStatement", 19);
+        return;
+    }
+
+    slash = memchr(path, '/', path_len);
+    tlen = slash ? (size_t) (slash - path) : path_len;
+    rest = slash ? slash + 1 : path + path_len;
+    rlen = (size_t) (path + path_len - rest);
+
+    fhir_copy(w->resource_type, sizeof(w->resource_type), path, tlen);
+
+    if (rlen == 0 || (post && rlen == 7 && memcmp(rest, "_search", 7) == 0)) {
+        w->search = 1;
+        w->event = "resource.read";   /* a search of another type */
+        for (i = 0; fhir_audit_searches[i].type; i++) {
+            if (strlen(fhir_audit_searches[i].type) == tlen
+                && memcmp(fhir_audit_searches[i].type, path, tlen) == 0)
+            {
+                w->event = fhir_audit_searches[i].search;
+                break;
+            }
+        }
+        fhir_audit_patient_from_args(args, args_len,
+                                     tlen == 7 && memcmp(path, "Patient", 7) == 0,
+                                     w);
+        return;
+    }
+
+    /* a direct read: Type/id (a version or an operation may follow) */
+    slash = memchr(rest, '/', rlen);
+    fhir_copy(w->resource_id, sizeof(w->resource_id), rest,
+              slash ? (size_t) (slash - rest) : rlen);
+
+    if (tlen == 7 && memcmp(path, "Patient", 7) == 0) {
+        w->event = "patient.read";
+        memcpy(w->patient, w->resource_id, sizeof(w->patient));
+    } else if (tlen == 8 && memcmp(path, "Location", 8) == 0) {
+        w->event = "location.read";
+    } else {
+        w->event = "resource.read";
+    }
+}
+
+
+/* records */
+
+int
+fhir_audit_str(fhir_buf_t *b, const char *name, const char *v, size_t len)
+{
+    if (fhir_buf_puts(b, b->len > 1 ? ",\"" : "\"") != 0
+        || fhir_buf_puts(b, name) != 0)
+    {
+        return -1;
+    }
+
+    if (v == NULL) {
+        return fhir_buf_puts(b, "\":null");
+    }
+
+    if (fhir_buf_puts(b, "\":\"") != 0
+        || fhir_json_escape(b, v, len) != 0)
+    {
+        return -1;
+    }
+
+    return fhir_buf_puts(b, "\"");
+}
+
+
+int
+fhir_audit_num(fhir_buf_t *b, const char *name, long long v)
+{
+    char  num[32];
+
+    snprintf(num, sizeof(num), "%lld", v);
+
+    return fhir_audit_raw(b, name, num, strlen(num));
+}
+
+
+int
+fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json, size_t len)
+{
+    if (fhir_buf_puts(b, b->len > 1 ? ",\"" : "\"") != 0
+        || fhir_buf_puts(b, name) != 0
+        || fhir_buf_puts(b, "\":") != 0)
+    {
+        return -1;
+    }
+
+    return fhir_buf_append(b, json, len);
+}
+
+
+void
+fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key, size_t key_len)
+{
+    memset(c, 0, sizeof(*c));
+
+    if (key_len > sizeof(c->key)) {
+        key_len = sizeof(c->key);
+    }
+
+    memcpy(c->key, key, key_len);
+    c->key_len = key_len;
+    memset(c->prev, '0', FHIR_AUDIT_HMAC_HEX);
+    c->prev[FHIR_AUDIT_HMAC_HEX] = '\0';
+}
+
+
+int
+fhir_audit_hmac(const void *key, size_t key_len, const void *data, size_t len,
+    char *hex)
+{
+    static const char  digits[] = "0123456789abcdef";
+    unsigned char      md[EVP_MAX_MD_SIZE];
+    unsigned int       md_len, i;
+
+    if (HMAC(EVP_sha256(), key, (int) key_len, data, len, md, &md_len)
+        == NULL)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < md_len; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xf];
+    }
+
+    hex[2 * md_len] = '\0';
+    return 0;
+}
+
+
+int
+fhir_audit_seal_ext(fhir_audit_chain_t *c, fhir_buf_t *b,
+    const char *before_seq, const char *before_prev, const char *before_hmac,
+    const char *suffix)
+{
+    char  num[32], hex[FHIR_AUDIT_HMAC_HEX + 1];
+
+    snprintf(num, sizeof(num), "%llu", c->seq + 1);
+
+    if (fhir_buf_puts(b, before_seq) != 0
+        || fhir_buf_puts(b, num) != 0
+        || fhir_buf_puts(b, before_prev) != 0
+        || fhir_buf_puts(b, c->prev) != 0
+        || fhir_buf_puts(b, before_hmac) != 0)
+    {
+        return -1;
+    }
+
+    if (fhir_audit_hmac(c->key, c->key_len, b->data, b->len, hex) != 0) {
+        return -1;
+    }
+
+    if (fhir_buf_append(b, hex, FHIR_AUDIT_HMAC_HEX) != 0
+        || fhir_buf_puts(b, suffix) != 0)
+    {
+        return -1;
+    }
+
+    c->seq++;
+    memcpy(c->prev, hex, sizeof(hex));
+    return 0;
+}
+
+
+int
+fhir_audit_seal(fhir_audit_chain_t *c, fhir_buf_t *b)
+{
+    return fhir_audit_seal_ext(c, b, ",\"seq\":", ",\"prev\":\"",
+                               "\",\"hmac\":\"", "\"}\n");
+}

@@ -1,0 +1,72 @@
+/*
+ * ngx_fhir core: audit records.  What a request reads (one of the 11 event
+ * kinds of the Patients app), one JSON line per read event, and the
+ * tamper-evident seal: a sequence number and an HMAC-SHA256 chained over
+ * the previous record of the same chain (one chain per nginx worker).
+ * Plain C99 + OpenSSL, no nginx headers.
+ */
+
+#ifndef FHIR_AUDIT_H
+#define FHIR_AUDIT_H
+
+#include "fhir_json.h"
+
+#define FHIR_AUDIT_HMAC_HEX  64
+
+typedef struct {
+    const char   *event;             /* capability.read, patient.search, ... */
+    char          resource_type[64];
+    char          resource_id[128];
+    char          patient[128];      /* the patient's id, when known */
+    unsigned      search:1;
+} fhir_audit_what_t;
+
+/*
+ * Classifies an R4 request: path is what follows the partner's route
+ * ("Patient/123", "Observation", "metadata", "Patient/_search"), args the
+ * query string or a form body.
+ */
+void fhir_audit_classify(int post, const char *path, size_t path_len,
+    const char *args, size_t args_len, fhir_audit_what_t *w);
+
+/* the patient's id in a reference "Patient/123" or ".../Patient/123" */
+int fhir_audit_patient_of_reference(const char *ref, size_t len,
+    char *out, size_t out_size);
+
+typedef struct {
+    unsigned char        key[256];
+    size_t               key_len;
+    unsigned long long   seq;
+    char                 prev[FHIR_AUDIT_HMAC_HEX + 1];
+} fhir_audit_chain_t;
+
+/* a new chain: seq 0, prev = 64 zeros */
+void fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key,
+    size_t key_len);
+
+/* record building: {"name":value,... without the closing brace */
+int fhir_audit_str(fhir_buf_t *b, const char *name, const char *v,
+    size_t len);
+int fhir_audit_num(fhir_buf_t *b, const char *name, long long v);
+/* a member whose value is JSON text already (an object, an array) */
+int fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json,
+    size_t len);
+
+/*
+ * Seals the record in b ("{...members" without the closing brace): appends
+ * ,"seq":N,"prev":"<hex>","hmac":"<hex>"}\n where the HMAC-SHA256 (key of
+ * the chain) covers every byte before the hmac's hex digits.  Advances the
+ * chain.  The caller writes the line only if it is sealed.
+ */
+int fhir_audit_seal(fhir_audit_chain_t *c, fhir_buf_t *b);
+
+/* the same, for a sealed record that ends with suffix (AuditEvent lines) */
+int fhir_audit_seal_ext(fhir_audit_chain_t *c, fhir_buf_t *b,
+    const char *before_seq, const char *before_prev, const char *before_hmac,
+    const char *suffix);
+
+/* HMAC-SHA256 in lower-case hex (65 bytes with the NUL) */
+int fhir_audit_hmac(const void *key, size_t key_len, const void *data,
+    size_t len, char *hex);
+
+#endif /* FHIR_AUDIT_H */

@@ -1,0 +1,722 @@
+
+/*
+ * ngx_fhir: the audit trail.  In the log phase, once the response is over
+ * and its outcome known, each read event of a gateway request (one per batch
+ * entry) becomes one sealed JSON line (core/fhir_audit.c), written with one
+ * write() on an O_APPEND descriptor, or sent to syslog (RFC 5424).  Each
+ * worker seals its own chain.  With fhir_audit_fail_closed, a worker whose
+ * last audit write failed refuses PHI requests with a 503 until a write
+ * succeeds again (the refusals themselves are audited, which is how it
+ * recovers).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/stat.h>
+
+#include "ngx_http_fhir_module.h"
+#include "fhir_audit.h"
+
+
+static fhir_audit_chain_t   ngx_http_fhir_chain;
+static char                 ngx_http_fhir_chain_id[128];
+static ngx_uint_t           ngx_http_fhir_audit_failed;
+static ngx_socket_t         ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
+static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
+static ngx_int_t            ngx_http_fhir_request_id_index = NGX_ERROR;
+static fhir_buf_t           ngx_http_fhir_line;
+
+
+static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
+    ngx_log_t *log, fhir_buf_t *rec);
+
+
+char *
+ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_fhir_main_conf_t *fmcf = conf;
+
+    u_char                      *p, *last, *next;
+    ngx_str_t                   *value, s;
+    ngx_url_t                    u;
+    ngx_uint_t                   i;
+    ngx_http_fhir_audit_conf_t  *acf = &fmcf->audit;
+
+    static const char  *facilities[] = {
+        "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news",
+        "uucp", "clock", "authpriv", "ftp", "ntp", "audit", "alert", "cron",
+        "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+        "local7", NULL
+    };
+
+    if (acf->set) {
+        return "is duplicate";
+    }
+
+    acf->set = 1;
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            return "takes no other parameter with \"off\"";
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[1].data, "syslog:", 7) == 0) {
+
+        acf->facility = 13 /* log audit */;
+        ngx_str_set(&acf->tag, "ngx_fhir");
+
+        p = value[1].data + 7;
+        last = value[1].data + value[1].len;
+
+        for ( /* void */ ; p < last; p = next + 1) {
+            next = ngx_strlchr(p, last, ',');
+            if (next == NULL) {
+                next = last;
+            }
+            s.data = p;
+            s.len = next - p;
+
+            if (s.len > 7 && ngx_strncmp(s.data, "server=", 7) == 0) {
+                ngx_memzero(&u, sizeof(ngx_url_t));
+                u.url.data = s.data + 7;
+                u.url.len = s.len - 7;
+                u.default_port = 514;
+
+                if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "fhir_audit_log: invalid syslog "
+                                       "server \"%V\": %s", &u.url,
+                                       u.err ? u.err : "unknown error");
+                    return NGX_CONF_ERROR;
+                }
+
+                acf->syslog = &u.addrs[0];
+
+            } else if (s.len > 9 && ngx_strncmp(s.data, "facility=", 9) == 0)
+            {
+                for (i = 0; facilities[i]; i++) {
+                    if (ngx_strlen(facilities[i]) == s.len - 9
+                        && ngx_strncmp(facilities[i], s.data + 9, s.len - 9)
+                           == 0)
+                    {
+                        acf->facility = i;
+                        break;
+                    }
+                }
+                if (facilities[i] == NULL) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "fhir_audit_log: unknown syslog "
+                                       "facility \"%V\"", &s);
+                    return NGX_CONF_ERROR;
+                }
+
+            } else if (s.len > 4 && ngx_strncmp(s.data, "tag=", 4) == 0) {
+                acf->tag.data = s.data + 4;
+                acf->tag.len = s.len - 4;
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "fhir_audit_log: unknown syslog "
+                                   "parameter \"%V\" (known: server=, "
+                                   "facility=, tag=)", &s);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (acf->syslog == NULL) {
+            return "needs \"syslog:server=ADDRESS[:PORT]\"";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    acf->mode = 0600;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strcmp(value[i].data, "mode=0600") == 0) {
+            acf->mode = 0600;
+        } else if (ngx_strcmp(value[i].data, "mode=0640") == 0) {
+            acf->mode = 0640;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_audit_log: invalid parameter \"%V\" "
+                               "(audit files are mode=0600 or mode=0640)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* nginx opens it O_APPEND, and reopens it on USR1 (log rotation) */
+    acf->file = ngx_conf_open_file(cf->cycle, &value[1]);
+    if (acf->file == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_fhir_audit_check(ngx_conf_t *cf, ngx_http_fhir_audit_conf_t *acf)
+{
+    if ((acf->file || acf->syslog) && acf->key.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_audit_log\" needs \"fhir_audit_key_file\": "
+                           "the key of the records' HMAC chain");
+        return NGX_CONF_ERROR;
+    }
+
+    if (acf->fail_closed == 1 && !acf->file && !acf->syslog) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_audit_fail_closed on\" needs an audit "
+                           "sink: \"fhir_audit_log\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (acf->fail_closed == NGX_CONF_UNSET) {
+        acf->fail_closed = 0;
+    }
+
+    ngx_http_fhir_request_id_index = ngx_http_get_variable_index(cf,
+                                     &(ngx_str_t) ngx_string("request_id"));
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_uint_t
+ngx_http_fhir_audit_refuses(ngx_http_request_t *r)
+{
+    ngx_http_fhir_main_conf_t  *fmcf;
+
+    fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
+
+    return fmcf->audit.fail_closed && ngx_http_fhir_audit_failed;
+}
+
+
+/* workers */
+
+ngx_int_t
+ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle)
+{
+    ngx_core_conf_t             *ccf;
+    ngx_http_fhir_main_conf_t   *fmcf;
+    ngx_http_fhir_audit_conf_t  *acf;
+
+    fmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_fhir_module);
+    if (fmcf == NULL) {
+        return NGX_OK;
+    }
+
+    acf = &fmcf->audit;
+
+    if (acf->file == NULL || acf->file->fd == NGX_INVALID_FILE) {
+        return NGX_OK;
+    }
+
+    /* the audit file is not for everyone to read */
+
+    if (fchmod(acf->file->fd, acf->mode) == -1) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "fhir: fchmod(%04o) of audit log \"%V\" failed",
+                      acf->mode, &acf->file->name);
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        if (fchown(acf->file->fd, ccf->user, (gid_t) -1) == -1) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                          "fhir: fchown() of audit log \"%V\" failed",
+                          &acf->file->name);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
+{
+    fhir_buf_t                   rec;
+    ngx_http_fhir_main_conf_t   *fmcf;
+    ngx_http_fhir_audit_conf_t  *acf;
+
+    fmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_fhir_module);
+    if (fmcf == NULL) {
+        return NGX_OK;
+    }
+
+    acf = &fmcf->audit;
+
+    if (!acf->file && !acf->syslog) {
+        return NGX_OK;
+    }
+
+    /* this worker's chain */
+
+    fhir_audit_chain_init(&ngx_http_fhir_chain, acf->key.data, acf->key.len);
+    ngx_snprintf((u_char *) ngx_http_fhir_chain_id,
+                 sizeof(ngx_http_fhir_chain_id) - 1, "%V/%P/%M%Z",
+                 &cycle->hostname, ngx_pid, ngx_current_msec);
+
+    if (acf->syslog) {
+        ngx_http_fhir_syslog_fd = ngx_socket(acf->syslog->sockaddr->sa_family,
+                                             SOCK_DGRAM, 0);
+        if (ngx_http_fhir_syslog_fd == (ngx_socket_t) -1) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_socket_errno,
+                          "fhir: audit syslog socket failed");
+            ngx_http_fhir_audit_failed = 1;
+            return NGX_OK;
+        }
+        (void) ngx_nonblocking(ngx_http_fhir_syslog_fd);
+    }
+
+    /* a first record opens the chain, and proves that the sink works */
+
+    ngx_memzero(&rec, sizeof(fhir_buf_t));
+    if (fhir_buf_puts(&rec, "{") == 0
+        && fhir_audit_str(&rec, "event", "audit.start", 11) == 0
+        && fhir_audit_num(&rec, "pid", ngx_pid) == 0)
+    {
+        (void) ngx_http_fhir_audit_emit(acf, cycle->log, &rec);
+    }
+    fhir_buf_free(&rec);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
+{
+    fhir_buf_free(&ngx_http_fhir_line);
+
+    if (ngx_http_fhir_syslog_fd != (ngx_socket_t) -1) {
+        ngx_close_socket(ngx_http_fhir_syslog_fd);
+        ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
+    }
+}
+
+
+/* one record: its timestamp and chain, sealed, written at once */
+
+static ngx_int_t
+ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
+    fhir_buf_t *rec)
+{
+    u_char           *p, ts[64], head[256];
+    ssize_t           n;
+    ngx_tm_t          tm;
+    ngx_time_t       *tp;
+    ngx_file_info_t   fi;
+    fhir_buf_t       *line = &ngx_http_fhir_line;
+
+    tp = ngx_timeofday();
+    ngx_gmtime(tp->sec, &tm);
+    p = ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, tp->msec);
+
+    line->len = 0;
+
+    if (fhir_buf_puts(line, "{") != 0
+        || fhir_audit_str(line, "ts", (char *) ts, p - ts) != 0
+        || fhir_audit_str(line, "chain", ngx_http_fhir_chain_id,
+                          ngx_strlen(ngx_http_fhir_chain_id)) != 0
+        || fhir_buf_append(line, ",", 1) != 0
+        || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0
+        || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
+        ngx_http_fhir_audit_failed = 1;
+        return NGX_ERROR;
+    }
+
+    if (acf->file) {
+
+        /* a rotated (reopened) file gets the audit mode too */
+        if (acf->file->fd != ngx_http_fhir_audit_checked_fd) {
+            ngx_http_fhir_audit_checked_fd = acf->file->fd;
+            if (ngx_fd_info(acf->file->fd, &fi) != NGX_FILE_ERROR
+                && (fi.st_mode & 0777) != acf->mode)
+            {
+                (void) fchmod(acf->file->fd, acf->mode);
+            }
+        }
+
+        n = write(acf->file->fd, line->data, line->len);
+
+        if (n != (ssize_t) line->len) {
+            ngx_log_error(NGX_LOG_ALERT, log, n == -1 ? ngx_errno : 0,
+                          "fhir: audit record not written to \"%V\"%s",
+                          &acf->file->name,
+                          acf->fail_closed ? "; PHI requests are refused "
+                                             "until it can be"
+                                           : "");
+            ngx_http_fhir_audit_failed = 1;
+            return NGX_ERROR;
+        }
+
+    } else {
+        /* RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG */
+        p = ngx_snprintf(head, sizeof(head), "<%ui>1 %s %V %V %P fhir - ",
+                         acf->facility * 8 + 6, ts, &ngx_cycle->hostname,
+                         &acf->tag, ngx_pid);
+
+        /* the line without its newline, after the header */
+        if (fhir_buf_reserve(line, p - head) != 0) {
+            ngx_http_fhir_audit_failed = 1;
+            return NGX_ERROR;
+        }
+        ngx_memmove(line->data + (p - head), line->data, line->len - 1);
+        ngx_memcpy(line->data, head, p - head);
+        line->len += (p - head) - 1;
+
+        n = sendto(ngx_http_fhir_syslog_fd, line->data, line->len, 0,
+                   acf->syslog->sockaddr, acf->syslog->socklen);
+
+        if (n != (ssize_t) line->len) {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_socket_errno,
+                          "fhir: audit record not sent to syslog %V",
+                          &acf->syslog->name);
+            ngx_http_fhir_audit_failed = 1;
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_fhir_audit_failed = 0;
+    return NGX_OK;
+}
+
+
+/* what the response said about each batch entry, and the read patient */
+
+void
+ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node)
+{
+    ngx_http_request_t   *r = data;
+
+    fj_node_t                   *resp, *status, *res, *entries, *ref;
+    ngx_http_fhir_ctx_t         *ctx;
+    ngx_http_fhir_audit_entry_t  *e;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (what == FHIR_OBSERVE_RESOURCE) {
+        res = node;
+        e = &ctx->read;
+
+    } else if (what == FHIR_OBSERVE_ENTRY && ctx->batch) {
+        if (ctx->batch_results == NULL) {
+            ctx->batch_results = ngx_array_create(r->pool, 8,
+                                     sizeof(ngx_http_fhir_audit_entry_t));
+            if (ctx->batch_results == NULL) {
+                return;
+            }
+        }
+        e = ngx_array_push(ctx->batch_results);
+        if (e == NULL) {
+            return;
+        }
+        ngx_memzero(e, sizeof(ngx_http_fhir_audit_entry_t));
+
+        resp = fj_get(node, "response");
+        status = fj_get_str(resp, "status");
+        if (status) {
+            e->status = ngx_atoi((u_char *) status->raw,
+                                 ngx_min(status->raw_len, 3));
+        }
+        res = fj_get(node, "resource");
+
+    } else {
+        return;
+    }
+
+    if (res == NULL) {
+        return;
+    }
+
+    entries = fj_get(res, "entry");
+    e->entries = entries ? (ngx_int_t) fj_count(entries) : 1;
+
+    if (fj_str_is(fj_get(res, "resourceType"), "Patient")) {
+        ref = fj_get_str(res, "id");
+        if (ref) {
+            ngx_cpystrn((u_char *) e->patient, (u_char *) ref->raw,
+                        ngx_min(ref->raw_len + 1, sizeof(e->patient)));
+        }
+        return;
+    }
+
+    ref = fj_get_str(fj_get(res, "subject"), "reference");
+    if (ref == NULL) {
+        ref = fj_get_str(fj_get(res, "patient"), "reference");
+    }
+    if (ref == NULL) {
+        ref = fj_get_str(fj_get(res, "beneficiary"), "reference");
+    }
+    if (ref) {
+        (void) fhir_audit_patient_of_reference(ref->raw, ref->raw_len,
+                                               e->patient,
+                                               sizeof(e->patient));
+    }
+}
+
+
+/* the log phase */
+
+typedef struct {
+    ngx_str_t    request_id;
+    ngx_str_t    client;
+    ngx_str_t    method;
+    ngx_uint_t   status;
+    ngx_int_t    upstream_status;
+    off_t        bytes;
+    const char  *outcome;
+} ngx_http_fhir_audit_common_t;
+
+
+static const char *
+ngx_http_fhir_outcome(ngx_uint_t status, ngx_uint_t gateway_refused)
+{
+    if (gateway_refused || status == NGX_HTTP_UNAUTHORIZED
+        || status == NGX_HTTP_FORBIDDEN)
+    {
+        return "denied";
+    }
+
+    if (status >= 200 && status < 300) {
+        return "success";
+    }
+
+    return "upstream_error";
+}
+
+
+static ngx_int_t
+ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_http_fhir_audit_conf_t *acf, ngx_http_fhir_audit_common_t *cm,
+    fhir_audit_what_t *w, const char *query, size_t query_len,
+    ngx_str_t *batch_id, ngx_http_fhir_audit_entry_t *e, const char *outcome,
+    ngx_uint_t status)
+{
+    ngx_int_t   rc;
+    fhir_buf_t  rec;
+
+    ngx_memzero(&rec, sizeof(fhir_buf_t));
+
+    if (e && e->patient[0] && w->patient[0] == '\0') {
+        ngx_cpystrn((u_char *) w->patient, (u_char *) e->patient,
+                    sizeof(w->patient));
+    }
+
+#define STR(name, s, len)                                                     \
+    (fhir_audit_str(&rec, name, (const char *) (s), (len)) == 0)
+#define OPT(name, s)                                                          \
+    ((s)[0] ? STR(name, s, ngx_strlen(s)) : STR(name, NULL, 0))
+
+    rc = (fhir_buf_puts(&rec, "{") == 0
+          && STR("event", w->event ? w->event : "resource.read",
+                 ngx_strlen(w->event ? w->event : "resource.read"))
+          && STR("outcome", outcome, ngx_strlen(outcome))
+          && STR("request_id", cm->request_id.data, cm->request_id.len)
+          && (batch_id ? STR("batch_id", batch_id->data, batch_id->len)
+                       : STR("batch_id", NULL, 0))
+          && STR("client_ip", cm->client.data, cm->client.len)
+          && STR("subject", NULL, 0)
+          && STR("tenant", NULL, 0)
+          && STR("client_id", NULL, 0)
+          && (ctx->partner ? STR("partner", ctx->partner->name.data,
+                                 ctx->partner->name.len)
+                           : STR("partner", NULL, 0))
+          && STR("method", cm->method.data, cm->method.len)
+          && OPT("resource_type", w->resource_type)
+          && OPT("resource_id", w->resource_id)
+          && OPT("patient", w->patient)
+          && (query ? STR("query", query, query_len) : STR("query", NULL, 0))
+          && fhir_audit_num(&rec, "status", status) == 0
+          && fhir_audit_num(&rec, "upstream_status", cm->upstream_status) == 0
+          && fhir_audit_num(&rec, "entries", e ? e->entries : 0) == 0
+          && fhir_audit_num(&rec, "bytes", batch_id ? 0 : cm->bytes) == 0)
+         ? NGX_OK : NGX_ERROR;
+
+#undef STR
+#undef OPT
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_fhir_audit_emit(acf, r->connection->log, &rec);
+    }
+
+    fhir_buf_free(&rec);
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_fhir_audit_handler(ngx_http_request_t *r)
+{
+    u_char                        *q;
+    size_t                         n;
+    fj_node_t                     *bundle, *entry, *req, *url, *method;
+    fj_arena_t                     arena;
+    ngx_str_t                      query;
+    ngx_uint_t                     i, status, refused;
+    const char                    *err, *outcome;
+    fhir_audit_what_t              w;
+    ngx_http_fhir_ctx_t           *ctx;
+    ngx_http_variable_value_t     *v;
+    ngx_http_fhir_main_conf_t     *fmcf;
+    ngx_http_fhir_audit_entry_t    none, *results;
+    ngx_http_fhir_audit_common_t   cm;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+    if (ctx == NULL || r != r->main) {
+        return NGX_OK;
+    }
+
+    fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
+    if (!fmcf->audit.file && !fmcf->audit.syslog) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&cm, sizeof(cm));
+
+    if (ngx_http_fhir_request_id_index != NGX_ERROR) {
+        v = ngx_http_get_indexed_variable(r, ngx_http_fhir_request_id_index);
+        if (v && !v->not_found) {
+            cm.request_id.data = v->data;
+            cm.request_id.len = v->len;
+        }
+    }
+
+    cm.client = r->connection->addr_text;
+    cm.method = r->method_name;
+    cm.status = r->headers_out.status;
+    cm.upstream_status = (r->upstream && r->upstream->state)
+                         ? (ngx_int_t) r->upstream->state->status : 0;
+    cm.bytes = r->connection->sent - r->header_size;
+    if (cm.bytes < 0) {
+        cm.bytes = 0;
+    }
+
+    refused = ctx->error_status != 0;
+
+    if (ctx->mode == NGX_HTTP_FHIR_CONVERT && ctx->header_sent
+        && !ctx->last_sent)
+    {
+        outcome = "aborted";
+    } else if (ctx->aborted) {
+        outcome = "aborted";
+    } else {
+        outcome = ngx_http_fhir_outcome(cm.status, refused);
+    }
+
+    ngx_memzero(&none, sizeof(none));
+
+    /* a batch: one record per entry, sharing the request id as batch id */
+
+    if (ctx->batch && ctx->body.len && !refused) {
+        ngx_memzero(&arena, sizeof(arena));
+        bundle = fj_parse(&arena, (char *) ctx->body.data, ctx->body.len, 64,
+                          &err, &n);
+        results = ctx->batch_results ? ctx->batch_results->elts : NULL;
+        i = 0;
+
+        for (entry = bundle ? fj_get(bundle, "entry") : NULL,
+             entry = entry ? entry->child : NULL;
+             entry;
+             entry = entry->next, i++)
+        {
+            req = fj_get(entry, "request");
+            url = fj_get_str(req, "url");
+            method = fj_get_str(req, "method");
+            if (url == NULL) {
+                continue;
+            }
+
+            q = memchr(url->raw, '?', url->raw_len);
+            n = q ? (size_t) ((char *) q - url->raw) : url->raw_len;
+
+            fhir_audit_classify(fj_str_is(method, "POST"),
+                                url->raw[0] == '/' ? url->raw + 1 : url->raw,
+                                url->raw[0] == '/' ? n - 1 : n,
+                                q ? (char *) q + 1 : "",
+                                q ? url->raw_len - n - 1 : 0, &w);
+
+            status = (results && i < ctx->batch_results->nelts)
+                     ? results[i].status : cm.status;
+
+            (void) ngx_http_fhir_audit_record(r, ctx, &fmcf->audit, &cm, &w,
+                       q ? (char *) q + 1 : NULL,
+                       q ? url->raw_len - n - 1 : 0, &cm.request_id,
+                       (results && i < ctx->batch_results->nelts)
+                       ? &results[i] : &none,
+                       ngx_strcmp(outcome, "success") == 0
+                       ? ngx_http_fhir_outcome(status, 0) : outcome,
+                       status);
+        }
+
+        fj_arena_free(&arena);
+        return NGX_OK;
+    }
+
+    /* one read event */
+
+    if (r->method == NGX_HTTP_POST && ctx->body.len) {
+        query = ctx->body;            /* a Patient/_search form */
+    } else {
+        query = r->args;
+    }
+
+    fhir_audit_classify(r->method == NGX_HTTP_POST,
+                        (char *) ctx->path.data, ctx->path.len,
+                        (char *) query.data, query.len, &w);
+
+    if (ctx->batch) {
+        w.event = "resource.read";
+    }
+
+    if (ctx->stream && ngx_strcmp(outcome, "success") == 0) {
+        if (fhir_stream_is_bundle(ctx->stream)) {
+            ctx->read.entries = fhir_stream_entries(ctx->stream);
+        }
+    } else if (ngx_strcmp(outcome, "success") != 0) {
+        ctx->read.entries = 0;
+    }
+
+    (void) ngx_http_fhir_audit_record(r, ctx, &fmcf->audit, &cm, &w,
+                                      w.search && query.len
+                                      ? (char *) query.data : NULL,
+                                      query.len, NULL, &ctx->read, outcome,
+                                      cm.status);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_fhir_audit_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_fhir_audit_handler;
+
+    return NGX_OK;
+}
