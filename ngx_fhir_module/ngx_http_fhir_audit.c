@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include <sys/stat.h>
+#include <openssl/evp.h>
 
 #include "ngx_http_fhir_module.h"
 #include "fhir_audit.h"
@@ -26,12 +27,14 @@ static char                 ngx_http_fhir_chain_id[128];
 static ngx_uint_t           ngx_http_fhir_audit_failed;
 static ngx_socket_t         ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
 static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
-static ngx_int_t            ngx_http_fhir_request_id_index = NGX_ERROR;
+ngx_int_t                   ngx_http_fhir_request_id_index = NGX_ERROR;
 static fhir_buf_t           ngx_http_fhir_line;
 
 
 static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, fhir_buf_t *rec);
+static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec,
+    const char *ts, size_t ts_len);
 
 
 char *
@@ -183,6 +186,10 @@ ngx_http_fhir_audit_check(ngx_conf_t *cf, ngx_http_fhir_audit_conf_t *acf)
         acf->fail_closed = 0;
     }
 
+    if (acf->format == NGX_CONF_UNSET_UINT) {
+        acf->format = 0;
+    }
+
     ngx_http_fhir_request_id_index = ngx_http_get_variable_index(cf,
                                      &(ngx_str_t) ngx_string("request_id"));
 
@@ -307,6 +314,174 @@ ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * The record as a FHIR R4 AuditEvent, after the IHE Basic Audit Log
+ * Patterns for reads and queries: type rest, subtype read / search-type,
+ * action R or E, the requestor and the gateway as agents, the patient and
+ * the resource or the query (base64) as entities.  The seal and the
+ * gateway's own fields travel in one extension, the seal last.
+ */
+static ngx_int_t
+ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
+    size_t ts_len)
+{
+    u_char          *b64;
+    size_t           n, k;
+    fj_node_t       *r, *m;
+    fj_arena_t       arena;
+    const char      *err, *code, *outcome;
+    fj_node_t       *event, *oc, *patient, *type, *id, *query, *client;
+
+    ngx_memzero(&arena, sizeof(arena));
+
+    if (fhir_buf_append(rec, "}", 1) != 0) {
+        return NGX_ERROR;
+    }
+
+    r = fj_parse(&arena, rec->data, rec->len, 8, &err, &n);
+    rec->len--;
+
+    if (r == NULL) {
+        fj_arena_free(&arena);
+        return NGX_ERROR;
+    }
+
+    event = fj_get_str(r, "event");
+    oc = fj_get_str(r, "outcome");
+    patient = fj_get_str(r, "patient");
+    type = fj_get_str(r, "resource_type");
+    id = fj_get_str(r, "resource_id");
+    query = fj_get_str(r, "query");
+    client = fj_get_str(r, "client_ip");
+
+    code = (event && event->raw_len > 7
+            && ngx_strncmp(event->raw + event->raw_len - 7, ".search", 7) == 0)
+           ? "search-type" : "read";
+
+    outcome = "0";
+    if (oc && fj_str_is(oc, "denied")) {
+        outcome = "4";
+    } else if (oc && !fj_str_is(oc, "success")) {
+        outcome = "8";
+    }
+
+#define PUT(s)   (fhir_buf_puts(out, s) == 0)
+#define RAW(nd)  (fhir_buf_append(out, (nd)->raw, (nd)->raw_len) == 0)
+
+    if (!(PUT("{\"resourceType\":\"AuditEvent\",\"type\":{\"system\":"
+              "\"http://terminology.hl7.org/CodeSystem/audit-event-type\","
+              "\"code\":\"rest\",\"display\":\"RESTful Operation\"},"
+              "\"subtype\":[{\"system\":\"http://hl7.org/fhir/"
+              "restful-interaction\",\"code\":\"")
+          && PUT(code)
+          && PUT("\"}],\"action\":\"")
+          && PUT(code[0] == 'r' ? "R" : "E")
+          && PUT("\",\"recorded\":\"")
+          && fhir_buf_append(out, ts, ts_len) == 0
+          && PUT("\",\"outcome\":\"") && PUT(outcome) && PUT("\"")
+          && (oc == NULL || (PUT(",\"outcomeDesc\":\"") && RAW(oc) && PUT("\"")))
+          && PUT(",\"agent\":[{\"type\":{\"coding\":[{\"system\":\"http://"
+                 "terminology.hl7.org/CodeSystem/v3-ParticipationType\","
+                 "\"code\":\"IRCP\",\"display\":\"information recipient\"}]},"
+                 "\"who\":{\"display\":\"caller\"},\"requestor\":true")
+          && (client == NULL
+              || (PUT(",\"network\":{\"address\":\"") && RAW(client)
+                  && PUT("\",\"type\":\"2\"}")))
+          && PUT("},{\"type\":{\"coding\":[{\"system\":\"http://dicom.nema.org/"
+                 "resources/ontology/DCM\",\"code\":\"110153\",\"display\":"
+                 "\"Source Role ID\"}]},\"who\":{\"display\":\"ngx_fhir\"},"
+                 "\"requestor\":false}],\"source\":{\"site\":\"")
+          && fhir_json_escape(out, (char *) ngx_cycle->hostname.data,
+                              ngx_cycle->hostname.len) == 0
+          && PUT("\",\"observer\":{\"display\":\"ngx_fhir\"},\"type\":[{"
+                 "\"system\":\"http://terminology.hl7.org/CodeSystem/"
+                 "security-source-type\",\"code\":\"4\",\"display\":"
+                 "\"Application Server\"}]}")))
+    {
+        goto failed;
+    }
+
+    if (patient || (type && id) || query) {
+        if (!PUT(",\"entity\":[")) {
+            goto failed;
+        }
+        k = 0;
+        if (patient) {
+            if (!(PUT("{\"what\":{\"reference\":\"Patient/") && RAW(patient)
+                  && PUT("\"},\"type\":{\"system\":\"http://terminology.hl7"
+                         ".org/CodeSystem/audit-entity-type\",\"code\":\"1\"},"
+                         "\"role\":{\"system\":\"http://terminology.hl7.org/"
+                         "CodeSystem/object-role\",\"code\":\"1\"}}")))
+            {
+                goto failed;
+            }
+            k++;
+        }
+        if (type && id && !(fj_str_is(type, "Patient") && patient)) {
+            if (!((k == 0 || PUT(",")) && PUT("{\"what\":{\"reference\":\"")
+                  && RAW(type) && PUT("/") && RAW(id)
+                  && PUT("\"},\"type\":{\"system\":\"http://terminology.hl7"
+                         ".org/CodeSystem/audit-entity-type\",\"code\":\"2\"}}")))
+            {
+                goto failed;
+            }
+            k++;
+        }
+        if (query) {
+            b64 = ngx_alloc(query->raw_len * 2 + 8, ngx_cycle->log);
+            if (b64 == NULL) {
+                goto failed;
+            }
+            m = NULL;
+            (void) m;
+            n = EVP_EncodeBlock(b64, (u_char *) query->raw, query->raw_len);
+            if (!((k == 0 || PUT(",")) && PUT("{\"type\":{\"system\":\"http://"
+                      "terminology.hl7.org/CodeSystem/audit-entity-type\","
+                      "\"code\":\"2\"},\"role\":{\"system\":\"http://"
+                      "terminology.hl7.org/CodeSystem/object-role\",\"code\":"
+                      "\"24\"},\"query\":\"")
+                  && fhir_buf_append(out, b64, n) == 0 && PUT("\"}")))
+            {
+                ngx_free(b64);
+                goto failed;
+            }
+            ngx_free(b64);
+        }
+        if (!PUT("]")) {
+            goto failed;
+        }
+    }
+
+    /* the gateway's own fields, then the seal */
+    if (!PUT(",\"extension\":[{\"url\":\"urn:ngx-fhir:audit-seal\","
+             "\"extension\":[{\"url\":\"chain\",\"valueString\":\"")
+        || fhir_json_escape(out, ngx_http_fhir_chain_id,
+                            ngx_strlen(ngx_http_fhir_chain_id)) != 0
+        || !PUT("\"},{\"url\":\"record\",\"valueString\":\"")
+        || fhir_json_escape(out, rec->data, rec->len) != 0
+        || !PUT("}\"}")
+        || fhir_audit_seal_ext(&ngx_http_fhir_chain, out,
+               ",{\"url\":\"seq\",\"valueInteger\":",
+               "},{\"url\":\"prev\",\"valueString\":\"",
+               "\"},{\"url\":\"hmac\",\"valueString\":\"",
+               "\"}]}]}\n") != 0)
+    {
+        goto failed;
+    }
+
+#undef PUT
+#undef RAW
+
+    fj_arena_free(&arena);
+    return NGX_OK;
+
+failed:
+
+    fj_arena_free(&arena);
+    return NGX_ERROR;
+}
+
+
 /* one record: its timestamp and chain, sealed, written at once */
 
 static ngx_int_t
@@ -328,13 +503,15 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
 
     line->len = 0;
 
-    if (fhir_buf_puts(line, "{") != 0
-        || fhir_audit_str(line, "ts", (char *) ts, p - ts) != 0
-        || fhir_audit_str(line, "chain", ngx_http_fhir_chain_id,
-                          ngx_strlen(ngx_http_fhir_chain_id)) != 0
-        || fhir_buf_append(line, ",", 1) != 0
-        || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0
-        || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0)
+    if (acf->format == 1
+        ? ngx_http_fhir_auditevent(line, rec, (char *) ts, p - ts) != NGX_OK
+        : (fhir_buf_puts(line, "{") != 0
+           || fhir_audit_str(line, "ts", (char *) ts, p - ts) != 0
+           || fhir_audit_str(line, "chain", ngx_http_fhir_chain_id,
+                             ngx_strlen(ngx_http_fhir_chain_id)) != 0
+           || fhir_buf_append(line, ",", 1) != 0
+           || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0
+           || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
         ngx_http_fhir_audit_failed = 1;

@@ -39,6 +39,13 @@ static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
+static ngx_conf_enum_t  ngx_http_fhir_audit_formats[] = {
+    { ngx_string("json"), 0 },
+    { ngx_string("auditevent"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_fhir_commands[] = {
 
     { ngx_string("fhir_partner"),
@@ -61,6 +68,13 @@ static ngx_command_t  ngx_http_fhir_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("fhir_audit_format"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, audit.format),
+      &ngx_http_fhir_audit_formats },
 
     { ngx_string("fhir_audit_fail_closed"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -531,7 +545,8 @@ ngx_http_fhir_log_error_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
         buf = p;
     }
 
-    rid = ngx_http_get_variable(r, &(ngx_str_t) ngx_string("request_id"), 0);
+    rid = ngx_http_fhir_request_id_index == NGX_ERROR ? NULL
+          : ngx_http_get_indexed_variable(r, ngx_http_fhir_request_id_index);
     if (rid && !rid->not_found) {
         p = ngx_snprintf(p, len, ", request_id: %v", rid);
     }
@@ -744,6 +759,7 @@ ngx_http_fhir_create_main_conf(ngx_conf_t *cf)
     }
 
     fmcf->audit.fail_closed = NGX_CONF_UNSET;
+    fmcf->audit.format = NGX_CONF_UNSET_UINT;
 
     return fmcf;
 }

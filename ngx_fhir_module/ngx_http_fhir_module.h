@@ -34,6 +34,7 @@ typedef struct {
     ngx_str_t                  tag;
     ngx_str_t                  key;            /* fhir_audit_key_file */
     ngx_flag_t                 fail_closed;
+    ngx_uint_t                 format;         /* 0: JSON lines, 1: AuditEvent */
     ngx_uint_t                 set;
 } ngx_http_fhir_audit_conf_t;
 
@@ -117,6 +118,7 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_fhir_module;
+extern ngx_int_t     ngx_http_fhir_request_id_index;
 
 
 ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);

@@ -1,0 +1,80 @@
+# The audit trail as FHIR R4 AuditEvents (valid against the R4 schema,
+# verifiable), and to syslog in RFC 5424 (issue 6).
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use FhirTest qw(start_gateway http_get top_dir);
+use IO::Socket::INET;
+use JSON::PP;
+use MIME::Base64 ();
+
+my $top = top_dir();
+my $pid = 'smart-1288992';
+
+# AuditEvent lines
+{
+    my $g = start_gateway(name => 'audit-auditevent', extra_http => "fhir_audit_format auditevent;\n");
+    my $u = $g->url;
+    http_get("$u/fhir/datica/Patient/$pid");
+    http_get("$u/fhir/redox/Observation?patient=$pid&category=vital-signs");
+    http_get("$u/fhir/nosuch/Patient/$pid");
+    select(undef, undef, undef, 0.3);
+    my $log = $g->prefix . '/logs/audit.log';
+    open my $fh, '<', $log or die;
+    my @ev = map { JSON::PP->new->decode($_) } <$fh>;
+    ok(@ev >= 4, 'AuditEvent lines written');
+    is(scalar(grep { $_->{resourceType} ne 'AuditEvent' } @ev), 0, 'every line is an AuditEvent');
+    my ($read) = grep { ($_->{subtype}[0]{code} // '') eq 'read' && $_->{entity}
+                        && $_->{outcome} eq '0' } @ev;
+    ok($read, 'a read: subtype read, outcome 0');
+    is($read->{action}, 'R', 'read: action R');
+    is($read->{entity}[0]{what}{reference}, "Patient/$pid", 'read: the patient is an entity');
+    my ($search) = grep { ($_->{subtype}[0]{code} // '') eq 'search-type' } @ev;
+    is($search->{action}, 'E', 'search: action E');
+    my ($q) = grep { $_->{query} } @{ $search->{entity} };
+    like(MIME::Base64::decode_base64($q->{query}), qr/patient=\Q$pid\E/, 'search: the query, base64');
+    ok(grep({ $_->{outcome} eq '4' } @ev), 'a denial: outcome 4');
+
+    my $out = `$top/build/fhir-audit-verify --key @{[ $g->prefix ]}/secrets/audit.key $log 2>&1`;
+    is($? >> 8, 0, 'AuditEvent chains verify') or diag $out;
+
+    # valid R4 (the schema validator that make test installs)
+    my $modules = "$top/build/schema/node_modules";
+    SKIP: {
+        skip 'schema validator not installed', 1 unless -d $modules;
+        my $res = `node $top/t/schema/validate-lines.js $modules $log 2>&1`;
+        like($res, qr/lines: \d+ passed, 0 failed/, 'every AuditEvent is valid R4') or diag $res;
+    }
+    $g->stop;
+}
+
+# syslog, RFC 5424, over UDP to a collector on loopback
+{
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'udp')
+        or die $!;
+    my $port = $srv->sockport;
+    my $g = start_gateway(name => 'audit-syslog',
+                          env => { AUDIT_LOG => "syslog:server=127.0.0.1:$port,facility=local3,tag=fhirtest" });
+    my $r = http_get($g->url . "/fhir/datica/Patient/$pid");
+    is($r->{status}, 200, 'served with a syslog audit sink');
+    my @msgs;
+    $srv->blocking(0);
+    for (1 .. 20) {
+        my $m;
+        while ($srv->recv($m, 65536)) { push @msgs, $m }
+        last if grep { /patient\.read/ } @msgs;
+        select(undef, undef, undef, 0.1);
+    }
+    my ($m) = grep { /patient\.read/ } @msgs;
+    ok($m, 'a syslog message for the read');
+    like($m // '', qr/^<158>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ fhirtest \d+ fhir - \{/,
+         'RFC 5424 header: local3.info, timestamp, host, tag, procid, msgid');
+    my ($json) = ($m // '') =~ / fhir - (\{.*\})$/s;
+    my $j = eval { JSON::PP->new->decode($json) };
+    is($j->{event}, 'patient.read', 'the record is the message');
+    ok($j->{hmac}, '... sealed');
+    $g->stop;
+}
+
+done_testing();
