@@ -11,7 +11,7 @@ CFLAGS_CORE := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -Wall -Wextra -Werror \
                -Ingx_fhir_module/core
 
 CORE_SRCS   := $(wildcard ngx_fhir_module/core/*.c)
-CORE_LIBS   := -lcrypto
+CORE_LIBS   := -lcrypto -lcjson
 CORE_HDRS   := $(wildcard ngx_fhir_module/core/*.h)
 MODULE_SRCS := $(wildcard ngx_fhir_module/*.c ngx_fhir_module/*.h) config
 
@@ -47,7 +47,7 @@ $(BUILD)/fhir-convert: ngx_fhir_module/tools/fhir_convert_main.c $(CORE_SRCS) $(
 
 $(BUILD)/fhir-audit-verify: ngx_fhir_module/tools/fhir_audit_verify.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS) -lcjson
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
 $(BUILD)/bench-core: ngx_fhir_module/tools/bench_core.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)

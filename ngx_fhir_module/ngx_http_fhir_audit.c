@@ -709,9 +709,9 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
           && (batch_id ? STR("batch_id", batch_id->data, batch_id->len)
                        : STR("batch_id", NULL, 0))
           && STR("client_ip", cm->client.data, cm->client.len)
-          && STR("subject", NULL, 0)
-          && STR("tenant", NULL, 0)
-          && STR("client_id", NULL, 0)
+          && OPT("subject", ctx->claims.sub)
+          && OPT("tenant", ctx->claims.tenant)
+          && OPT("client_id", ctx->claims.client_id)
           && (ctx->partner ? STR("partner", ctx->partner->name.data,
                                  ctx->partner->name.len)
                            : STR("partner", NULL, 0))

@@ -293,6 +293,25 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     ctx->conv.partner_base_len = ctx->partner->url.len;
     ctx->conv.public_base = (char *) ctx->public_base.data;
     ctx->conv.public_base_len = ctx->public_base.len;
+    {
+        ngx_http_fhir_main_conf_t  *fmcf;
+
+        fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
+
+        if (fmcf->auth.token_url.len) {
+            ctx->conv.token_url = (char *) fmcf->auth.token_url.data;
+        }
+
+        /* a NUL-terminated copy of the gateway's base for this partner */
+        ctx->conv.public_url = (char *) ngx_pnalloc(r->pool,
+                                                   ctx->public_base.len + 1);
+        if (ctx->conv.public_url == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_cpystrn((u_char *) ctx->conv.public_url, ctx->public_base.data,
+                    ctx->public_base.len + 1);
+    }
+
     ctx->conv.observe = ngx_http_fhir_audit_observe;
     ctx->conv.observe_data = r;
 

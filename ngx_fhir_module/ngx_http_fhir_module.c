@@ -83,6 +83,83 @@ static ngx_command_t  ngx_http_fhir_commands[] = {
       offsetof(ngx_http_fhir_main_conf_t, audit.fail_closed),
       NULL },
 
+    { ngx_string("fhir_token_signing_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_fhir_token_signing_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_token_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, auth.issuer),
+      NULL },
+
+    { ngx_string("fhir_token_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, auth.audience),
+      NULL },
+
+    { ngx_string("fhir_token_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, auth.token_url),
+      NULL },
+
+    { ngx_string("fhir_token_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, auth.lifetime),
+      NULL },
+
+    { ngx_string("fhir_auth_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_fhir_main_conf_t, auth.leeway),
+      NULL },
+
+    { ngx_string("fhir_auth_trust"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_http_fhir_auth_trust,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_clients_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_fhir_clients_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_tenant"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_fhir_tenant,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_token_endpoint"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_fhir_token_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fhir_loc_conf_t, auth),
+      NULL },
+
     { ngx_string("fhir_gateway"),
       NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_http_fhir_gateway,
@@ -161,7 +238,10 @@ typedef enum {
     NGX_HTTP_FHIR_VAR_AUTHORIZATION,
     NGX_HTTP_FHIR_VAR_VERSION,
     NGX_HTTP_FHIR_VAR_ACCEPT,
-    NGX_HTTP_FHIR_VAR_CONTENT_TYPE
+    NGX_HTTP_FHIR_VAR_CONTENT_TYPE,
+    NGX_HTTP_FHIR_VAR_TENANT,
+    NGX_HTTP_FHIR_VAR_SUBJECT,
+    NGX_HTTP_FHIR_VAR_CLIENT_ID
 } ngx_http_fhir_var_e;
 
 
@@ -175,7 +255,27 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
-    if (ctx == NULL || ctx->partner == NULL) {
+    if (ctx && ctx->authenticated
+        && (data == NGX_HTTP_FHIR_VAR_TENANT
+            || data == NGX_HTTP_FHIR_VAR_SUBJECT
+            || data == NGX_HTTP_FHIR_VAR_CLIENT_ID))
+    {
+        name = data == NGX_HTTP_FHIR_VAR_TENANT ? ctx->claims.tenant
+               : data == NGX_HTTP_FHIR_VAR_SUBJECT ? ctx->claims.sub
+               : ctx->claims.client_id;
+        v->len = ngx_strlen(name);
+        v->data = (u_char *) name;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = (v->len == 0);
+        return NGX_OK;
+    }
+
+    if (ctx == NULL || ctx->partner == NULL
+        || data == NGX_HTTP_FHIR_VAR_TENANT
+        || data == NGX_HTTP_FHIR_VAR_SUBJECT
+        || data == NGX_HTTP_FHIR_VAR_CLIENT_ID)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -259,6 +359,15 @@ static ngx_http_variable_t  ngx_http_fhir_vars[] = {
 
     { ngx_string("fhir_partner_content_type"), NULL, ngx_http_fhir_variable,
       NGX_HTTP_FHIR_VAR_CONTENT_TYPE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_tenant"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_subject"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_SUBJECT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_client_id"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_CLIENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -555,6 +664,66 @@ ngx_http_fhir_log_error_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
 }
 
 
+/*
+ * What was asked, for the audit of a request refused before routing: the
+ * path after the prefix, without a first segment that names no resource
+ * type (resource types start with a capital letter, partner names need not).
+ */
+static void
+ngx_http_fhir_provisional_path(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_http_fhir_loc_conf_t *flcf)
+{
+    u_char  *p, *end, *slash;
+
+    if (r->uri.len < flcf->prefix.len) {
+        return;
+    }
+
+    p = r->uri.data + flcf->prefix.len;
+    end = r->uri.data + r->uri.len;
+
+    while (p < end && *p == '/') {
+        p++;
+    }
+
+    slash = ngx_strlchr(p, end, '/');
+
+    if (p < end && !(*p >= 'A' && *p <= 'Z') && slash) {
+        p = slash + 1;
+    }
+
+    ctx->path.data = p;
+    ctx->path.len = end - p;
+}
+
+
+/* GET <prefix>[<partner>/]metadata: the conformance statement */
+static ngx_uint_t
+ngx_http_fhir_is_metadata(ngx_http_request_t *r, ngx_http_fhir_loc_conf_t *flcf)
+{
+    u_char  *end;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) || r->uri.len < 8) {
+        return 0;
+    }
+
+    end = r->uri.data + r->uri.len;
+
+    if (ngx_strncmp(end - 8, "metadata", 8) != 0) {
+        return 0;
+    }
+
+    /* prefix + "metadata" or prefix + one segment + "/metadata" */
+    if (r->uri.len == flcf->prefix.len + 8) {
+        return 1;
+    }
+
+    return r->uri.len > flcf->prefix.len + 9 && end[-9] == '/'
+           && ngx_strlchr(r->uri.data + flcf->prefix.len, end - 9, '/')
+              == NULL;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_access_handler(ngx_http_request_t *r)
 {
@@ -579,6 +748,16 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
         ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
 
         r->log_handler = ngx_http_fhir_log_error_handler;
+
+        ngx_http_fhir_provisional_path(r, ctx, flcf);
+
+        /* nobody reaches PHI without a valid token; metadata stays open */
+        if (flcf->auth && !ngx_http_fhir_is_metadata(r, flcf)) {
+            rc = ngx_http_fhir_authenticate(r, ctx);
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
 
         rc = ngx_http_fhir_route(r, ctx, flcf);
         if (rc != NGX_DECLINED) {
@@ -645,6 +824,18 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     }
 
     ctx->partner = ngx_http_fhir_find_partner(r, name, p - name);
+
+    if (ctx->tenant_partner) {
+        if (ctx->partner == NULL) {
+            /* <prefix>/<rest>: the token's tenant decides the partner */
+            ctx->partner = ctx->tenant_partner;
+            p = name;
+
+        } else if (ctx->partner != ctx->tenant_partner) {
+            return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_FORBIDDEN,
+                       "the path names a partner of another tenant");
+        }
+    }
 
     if (ctx->partner == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -760,6 +951,8 @@ ngx_http_fhir_create_main_conf(ngx_conf_t *cf)
 
     fmcf->audit.fail_closed = NGX_CONF_UNSET;
     fmcf->audit.format = NGX_CONF_UNSET_UINT;
+    fmcf->auth.lifetime = NGX_CONF_UNSET;
+    fmcf->auth.leeway = NGX_CONF_UNSET;
 
     return fmcf;
 }
@@ -769,6 +962,10 @@ static char *
 ngx_http_fhir_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_fhir_main_conf_t *fmcf = conf;
+
+    if (ngx_http_fhir_auth_check(cf, fmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return ngx_http_fhir_audit_check(cf, &fmcf->audit);
 }
@@ -820,6 +1017,7 @@ ngx_http_fhir_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->auth = NGX_CONF_UNSET;
     conf->max_resource = NGX_CONF_UNSET_SIZE;
     conf->max_depth = NGX_CONF_UNSET_UINT;
 
@@ -834,6 +1032,14 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_fhir_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->auth, prev->auth, 0);
+
+    if (conf->enable && !conf->auth) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"fhir_gateway on\" without \"fhir_auth on\": "
+                           "patient data is served without authenticating "
+                           "the caller");
+    }
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "");
     ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
     ngx_conf_merge_size_value(conf->max_resource, prev->max_resource,

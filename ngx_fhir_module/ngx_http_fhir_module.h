@@ -14,6 +14,7 @@
 #include "fhir_json.h"
 #include "fhir_convert.h"
 #include "fhir_stream.h"
+#include "fhir_jwt.h"
 
 
 typedef struct {
@@ -40,9 +41,45 @@ typedef struct {
 
 
 typedef struct {
+    ngx_str_t                  issuer;
+    ngx_str_t                  audience;
+    fhir_jwks_t               *jwks;
+} ngx_http_fhir_trust_t;
+
+
+typedef struct {
+    ngx_str_t                  id;
+    ngx_str_t                  tenants;        /* "t1,t2" */
+    ngx_array_t               *hashes;         /* char *: pbkdf2-sha256$... */
+} ngx_http_fhir_client_t;
+
+
+typedef struct {
+    EVP_PKEY                  *signing_key;    /* fhir_token_signing_key */
+    ngx_str_t                  kid;
+    fhir_jwks_t               *own;            /* its public half */
+    ngx_str_t                  issuer;         /* fhir_token_issuer */
+    ngx_str_t                  audience;       /* fhir_token_audience */
+    ngx_str_t                  token_url;      /* fhir_token_url */
+    time_t                     lifetime;       /* fhir_token_lifetime */
+    time_t                     leeway;         /* fhir_auth_leeway */
+    ngx_array_t               *trusts;         /* fhir_auth_trust */
+    ngx_array_t               *clients;        /* fhir_clients_file */
+} ngx_http_fhir_auth_conf_t;
+
+
+typedef struct {
     ngx_array_t                partners;       /* ngx_http_fhir_partner_t */
+    ngx_array_t               *tenants;        /* ngx_http_fhir_tenant_t */
     ngx_http_fhir_audit_conf_t audit;
+    ngx_http_fhir_auth_conf_t  auth;
 } ngx_http_fhir_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                  id;
+    ngx_http_fhir_partner_t   *partner;
+} ngx_http_fhir_tenant_t;
 
 
 /* what the response said about one read (a batch entry, or the request) */
@@ -55,6 +92,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                 enable;
+    ngx_flag_t                 auth;           /* fhir_auth */
     ngx_str_t                  prefix;         /* the location's prefix */
     ngx_str_t                  public_url;     /* fhir_public_url */
     size_t                     max_resource;
@@ -75,6 +113,10 @@ typedef struct {
     ngx_str_t                  upstream_url;
     ngx_str_t                  path;           /* R4 path after the partner */
     ngx_str_t                  body;           /* a batch or a search form */
+
+    /* the caller */
+    fhir_claims_t              claims;
+    ngx_http_fhir_partner_t   *tenant_partner;
 
     /* for the audit trail */
     ngx_array_t               *batch_results;
@@ -104,6 +146,7 @@ typedef struct {
 
     ngx_str_t                  oo;             /* the OperationOutcome */
 
+    unsigned                   authenticated:1;
     unsigned                   batch:1;
     unsigned                   search_form:1;
     unsigned                   aborted:1;
@@ -132,6 +175,20 @@ ngx_int_t ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle);
 void ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_fhir_audit_refuses(ngx_http_request_t *r);
 void ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node);
+
+char *ngx_http_fhir_token_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_fhir_auth_trust(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_fhir_tenant(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_fhir_token_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_fhir_auth_check(ngx_conf_t *cf,
+    ngx_http_fhir_main_conf_t *fmcf);
+ngx_int_t ngx_http_fhir_authenticate(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx);
 ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
 

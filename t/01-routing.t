@@ -5,6 +5,7 @@ use warnings;
 use Test::More;
 use lib 't/lib';
 use FhirTest qw(start_gateway http_get json_of);
+use HTTP::Tiny;
 
 my $g = start_gateway(name => 'routing', read_timeout => '1s');
 my $u = $g->url;
@@ -25,15 +26,35 @@ for my $p (qw(redox datica infor dapasoft)) {
     is($j->{name}[0]{family}, 'Adams', "$p: family name kept");
 }
 
-# the caller's own Authorization never reaches the partner: the gateway's
-# configured partner token does (the mock answers 401 otherwise)
+# the caller's own Authorization (here the gateway's token for the caller)
+# never reaches the partner: the partner's token does (the mock answers 401
+# to anything else)
 {
-    my $r = http_get("$u/fhir/datica/Patient/smart-1288992", Authorization => 'Bearer caller-token');
+    my $r = http_get("$u/fhir/datica/Patient/smart-1288992");
+    ok($g->token_for('datica'), 'the caller has a gateway token');
     is($r->{status}, 200, 'caller Authorization replaced by the partner token');
+}
+
+# without a token, nothing: not even which partners exist
+{
+    my $r = HTTP::Tiny->new->get("$u/fhir/datica/Patient/smart-1288992");
+    is($r->{status}, 401, 'no token: 401');
+    $r = HTTP::Tiny->new->get("$u/fhir/nosuchpartner/Patient/1");
+    is($r->{status}, 401, 'no token, unknown partner: 401 as well');
+}
+
+# path routing errors, on a gateway without caller authentication
+my $open = start_gateway(name => 'routing-open', env => { AUTH => 'off' });
+{
+    my $pfx = $open->prefix;
+    my $t = `/usr/sbin/nginx -t -p $pfx -c $pfx/conf/nginx.conf 2>&1`;
+    like($t, qr/\[warn\].*"fhir_gateway on" without "fhir_auth on"/,
+         'nginx -t warns about a gateway without caller authentication');
 }
 
 # unknown partner: 404 OperationOutcome
 {
+    my $u = $open->url;
     my $r = http_get("$u/fhir/nosuchpartner/Patient/1");
     is($r->{status}, 404, 'unknown partner is 404');
     like($r->{headers}{'content-type'}, qr{^application/fhir\+json}, '404 is FHIR JSON');
@@ -45,6 +66,7 @@ for my $p (qw(redox datica infor dapasoft)) {
 
 # no partner at all in the path
 {
+    my $u = $open->url;
     my $r = http_get("$u/fhir/");
     is($r->{status}, 404, 'no partner in path is 404');
     is(json_of($r)->{resourceType}, 'OperationOutcome', '... as an OperationOutcome');
@@ -52,7 +74,8 @@ for my $p (qw(redox datica infor dapasoft)) {
 
 # writes are refused: the gateway serves reads
 {
-    my $r = HTTP::Tiny->new->request('DELETE', "$u/fhir/redox/Patient/smart-1288992");
+    my $r = HTTP::Tiny->new->request('DELETE', "$u/fhir/redox/Patient/smart-1288992",
+        { headers => { Authorization => 'Bearer ' . $g->token_for('redox') } });
     is($r->{status}, 405, 'DELETE is 405');
     is(json_of($r)->{issue}[0]{code}, 'not-supported', '405 OperationOutcome');
 }

@@ -34,7 +34,9 @@ my $u = $g->url;
     # (a window far below 16k runs into TCP's 200 ms persist timer on every
     # segment, plain nginx alike; 16k keeps the test short)
     setsockopt($s, SOL_SOCKET, SO_RCVBUF, 16384);
-    print $s "GET /fhir/datica/Observation?_count=1000 HTTP/1.0\r\nHost: x\r\n\r\n";
+    my $tok = $g->token_for('datica');
+    print $s "GET /fhir/datica/Observation?_count=1000 HTTP/1.0\r\nHost: x\r\n"
+           . "Authorization: Bearer $tok\r\n\r\n";
     my ($data, $buf) = ('');
     my $t0 = time;
     while (time - $t0 < 60) {

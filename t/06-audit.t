@@ -103,6 +103,7 @@ for my $c (@cases) {
 # denied, upstream error, aborted stream
 {
     my $r = http_get("$u/fhir/nosuch/Patient/$pid");
+    is($r->{status}, 401, 'unknown partner, no token: 401');
     my ($a) = for_request($r->{headers}{'x-request-id'});
     is($a->{outcome}, 'denied', 'unknown partner: denied');
     is($a->{event}, 'patient.read', '... still says what was asked');
@@ -178,7 +179,8 @@ ok($rc != 0 && $o =~ /truncated/, 'verifier: a truncated log') or diag $o;
     for my $k (1 .. 10) {
         my $pid = fork();
         if ($pid == 0) {
-            my $h = HTTP::Tiny->new(keep_alive => 0);
+            my $h = HTTP::Tiny->new(keep_alive => 0,
+                default_headers => { Authorization => 'Bearer ' . $g->token_for('datica') });
             open my $fh, '>', "$ids.$k" or die;
             for (1 .. 100) {
                 my $r = $h->get("$u/fhir/datica/Patient/smart-1288992");

@@ -28,6 +28,10 @@ typedef struct {
     const char      *public_base;
     size_t           public_base_len;
 
+    /* the gateway's own token URL and base, for its CapabilityStatement */
+    const char      *token_url;
+    const char      *public_url;
+
     fj_arena_t      *arena;
 
     /* called with each converted top-level resource and Bundle entry */

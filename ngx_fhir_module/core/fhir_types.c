@@ -1162,6 +1162,19 @@ fhir_conv_capability(fhir_conv_t *c, fj_node_t *r)
         fj_append(r, fj_member(m, "kind"));
     }
 
+    /* the statement describes the gateway: its base, its token endpoint */
+    if (c->public_url) {
+        m = fj_get(r, "implementation");
+        if (m == NULL) {
+            FHIR_TRY(m = fj_new(c->arena, FJ_OBJECT));
+            fj_append(m, fj_member(fj_new_str(c->arena, "ngx_fhir gateway"),
+                                   "description"));
+            fj_append(r, fj_member(m, "implementation"));
+        }
+        fj_detach(m, "url");
+        fj_append(m, fj_member(fj_new_str(c->arena, c->public_url), "url"));
+    }
+
     rest = fj_get(r, "rest");
     if (rest == NULL || rest->type != FJ_ARRAY) {
         return 0;
@@ -1172,6 +1185,32 @@ fhir_conv_capability(fhir_conv_t *c, fj_node_t *r)
         sec = fj_get(e, "security");
         if (sec) {
             fj_detach(sec, "certificate");
+        }
+
+        if (c->token_url) {
+            fj_node_t  *ext, *x, *uris, *tok;
+
+            if (sec == NULL) {
+                FHIR_TRY(sec = fj_new(c->arena, FJ_OBJECT));
+                fj_append(e, fj_member(sec, "security"));
+            }
+
+            /* the partner's own OAuth endpoints must not leak */
+            (void) fj_detach(sec, "extension");
+            FHIR_TRY(ext = fj_new(c->arena, FJ_ARRAY));
+            FHIR_TRY(uris = fj_new(c->arena, FJ_OBJECT));
+            FHIR_TRY(x = fj_new(c->arena, FJ_ARRAY));
+            FHIR_TRY(tok = fj_new(c->arena, FJ_OBJECT));
+            fj_append(tok, fj_member(fj_new_str(c->arena, "token"), "url"));
+            fj_append(tok, fj_member(fj_new_str(c->arena, c->token_url),
+                                     "valueUri"));
+            fj_append(x, tok);
+            fj_append(uris, fj_member(fj_new_str(c->arena,
+                "http://fhir-registry.smarthealthit.org/StructureDefinition/"
+                "oauth-uris"), "url"));
+            fj_append(uris, fj_member(x, "extension"));
+            fj_append(ext, uris);
+            fj_insert_after(sec, NULL, fj_member(ext, "extension"));
         }
 
         mode = fj_detach(e, "transactionMode");

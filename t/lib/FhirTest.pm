@@ -15,7 +15,17 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use JSON::PP;
 
-our @EXPORT_OK = qw(start_gateway http_get http_post json_of top_dir);
+our @EXPORT_OK = qw(start_gateway http_get http_post json_of top_dir token_for
+                    get_token %TENANT);
+
+# the demo tenants (conf/demo/nginx.conf.in) and their clients
+our %TENANT = (
+    redox    => '2f4a8c1e-5b7d-4e3a-9c61-0d8b7f3a1e01',
+    datica   => '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+    infor    => '9b2d3f4a-1c5e-4a7b-8d9e-2f3a4b5c6d7e',
+    dapasoft => '3e5f7a9b-2c4d-4e6f-8a1b-3c5d7e9f1a2b',
+);
+my %TOKEN;   # "port/partner" -> a bearer token of that partner's tenant
 
 my $TOP = abs_path(dirname(__FILE__) . '/../..');
 my @started;
@@ -68,7 +78,41 @@ sub start_gateway {
     my $g = bless { prefix => $prefix, env => \%env, port => $env{PORT},
                     base => $base, url => "http://127.0.0.1:$env{PORT}" }, __PACKAGE__;
     push @started, $g;
+
+    # a token per demo tenant, which http_get/http_post add for that partner
+    for my $p (keys %TENANT) {
+        my $t = get_token($g, $p);
+        $TOKEN{"$env{PORT}/$p"} = $t if $t;
+    }
     return $g;
+}
+
+# POST /fhir/token with the demo client of a partner's tenant
+sub get_token {
+    my ($g, $partner, %o) = @_;
+    my $secret = $o{secret} // "demo-secret-$partner";
+    my $client = $o{client} // "patients-app-$partner";
+    my $r = HTTP::Tiny->new(timeout => 10)->post_form($g->url . '/fhir/token',
+        { grant_type => 'client_credentials', scope => $o{scope} // $TENANT{$partner},
+          client_id => $client, client_secret => $secret });
+    return undef unless $r->{success};
+    my $j = eval { JSON::PP->new->decode($r->{content}) };
+    return $j ? $j->{access_token} : undef;
+}
+
+sub token_for {
+    my ($g, $partner) = @_;
+    return $TOKEN{"$g->{port}/$partner"};
+}
+
+sub _auth_headers {
+    my ($url, $h) = @_;
+    return $h if exists $h->{Authorization} || exists $h->{authorization};
+    if ($url =~ m{^http://127\.0\.0\.1:(\d+)/fhir/([^/?]+)}) {
+        my $t = $TOKEN{"$1/$2"};
+        return { %$h, Authorization => "Bearer $t" } if $t;
+    }
+    return $h;
 }
 
 sub url { $_[0]{url} }
@@ -108,12 +152,12 @@ my $http = HTTP::Tiny->new(timeout => 20, keep_alive => 0);
 
 sub http_get {
     my ($url, %h) = @_;
-    return $http->get($url, { headers => \%h });
+    return $http->get($url, { headers => _auth_headers($url, \%h) });
 }
 
 sub http_post {
     my ($url, $body, %h) = @_;
-    return $http->post($url, { headers => \%h, content => $body });
+    return $http->post($url, { headers => _auth_headers($url, \%h), content => $body });
 }
 
 sub json_of {
