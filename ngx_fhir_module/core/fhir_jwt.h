@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-#define FHIR_JWT_MAX_LEN  8192
+#define FHIR_JWT_MAX_LEN  6144
 
 typedef enum {
     FHIR_ALG_NONE = 0,
