@@ -62,8 +62,9 @@ run: deps all
 	@echo
 	@echo "ngx_fhir demo gateway: http://127.0.0.1:$(PORT)/"
 	@echo "  partners: /fhir/redox/ (STU3)  /fhir/datica/ (DSTU2)  /fhir/infor/ (DSTU2)  /fhir/dapasoft/ (STU3)"
-	@echo "  try:  curl -s http://127.0.0.1:$(PORT)/fhir/datica/Patient/smart-1288992"
-	@echo "        curl -s 'http://127.0.0.1:$(PORT)/fhir/redox/Observation?patient=smart-1288992&category=vital-signs&_sort=-date&_count=5'"
+	@echo "  try:  TOKEN=\$$(PORT=$(PORT) scripts/demo-token datica)"
+	@echo "        curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/fhir/datica/Patient/smart-1288992"
+	@echo "        curl -s http://127.0.0.1:$(PORT)/fhir/datica/metadata"
 	@echo "  logs: $(BUILD)/demo/logs/ (error.log, access.log, mock-*.log)"
 	@echo "  stop: make stop"
 
