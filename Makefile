@@ -39,7 +39,7 @@ $(BUILD)/nginx-src/objs/Makefile: $(BUILD)/nginx-src/configure config
 
 $(MODULE): $(BUILD)/nginx-src/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MODULE_SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx-src -f objs/Makefile modules
-	cp $(BUILD)/nginx-src/objs/ngx_http_fhir_module.so $@
+	cp $(BUILD)/nginx-src/objs/ngx_http_fhir_module.so $@.tmp && mv $@.tmp $@
 
 $(BUILD)/fhir-convert: ngx_fhir_module/tools/fhir_convert_main.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(BUILD)

@@ -287,7 +287,7 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     cln->handler = ngx_http_fhir_cleanup;
     cln->data = ctx;
 
-    ctx->conv.from = ctx->partner->version;
+    ctx->conv.from = ctx->version;
     ctx->conv.arena = &ctx->arena;
     ctx->conv.partner_base = (char *) ctx->partner->url.data;
     ctx->conv.partner_base_len = ctx->partner->url.len;
@@ -355,6 +355,19 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             status = ctx->error_status;
             text = ctx->error_text;
 
+        } else if (r->err_status == NGX_HTTP_UNAUTHORIZED && ctx->partner) {
+            /* the partner refused the gateway's token, even a new one */
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "fhir: partner \"%V\" refused the gateway's "
+                          "credentials twice", &ctx->partner->name);
+            status = NGX_HTTP_BAD_GATEWAY;
+            ngx_str_set(&text, "the partner refused the gateway's "
+                               "credentials");
+            if (r->headers_out.www_authenticate) {
+                r->headers_out.www_authenticate->hash = 0;
+                r->headers_out.www_authenticate = NULL;
+            }
+
         } else {
             text.data = (u_char *) ngx_http_fhir_status_text(r->err_status);
             text.len = ngx_strlen(text.data);
@@ -362,6 +375,22 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
 
         if (ngx_http_fhir_prepare_oo(r, ctx, status, &text) != NGX_OK) {
             return NGX_ERROR;
+        }
+
+        if (ctx->retry_after && status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+            ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
+
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+            h->hash = 1;
+            ngx_str_set(&h->key, "Retry-After");
+            h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+            if (h->value.data == NULL) {
+                return NGX_ERROR;
+            }
+            h->value.len = ngx_sprintf(h->value.data, "%T", ctx->retry_after)
+                           - h->value.data;
         }
 
         return ngx_http_next_header_filter(r);

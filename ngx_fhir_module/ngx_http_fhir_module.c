@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include <sys/stat.h>
+#include <openssl/pem.h>
 
 #include "ngx_http_fhir_module.h"
 #include "fhir_request.h"
@@ -20,6 +21,10 @@
 static ngx_int_t ngx_http_fhir_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fhir_route(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_http_fhir_loc_conf_t *flcf);
+static ngx_int_t ngx_http_fhir_upstream_url(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx);
+static ngx_uint_t ngx_http_fhir_is_metadata(ngx_http_request_t *r,
+    ngx_http_fhir_loc_conf_t *flcf);
 static ngx_int_t ngx_http_fhir_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_fhir_init(ngx_conf_t *cf);
 static void *ngx_http_fhir_create_main_conf(ngx_conf_t *cf);
@@ -35,6 +40,9 @@ static char *ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
+static char *ngx_http_fhir_partner_setting(ngx_conf_t *cf,
+    ngx_http_fhir_partner_t *partner, ngx_str_t *value);
+static ngx_int_t ngx_http_fhir_init_process(ngx_cycle_t *cycle);
 static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
@@ -221,7 +229,7 @@ ngx_module_t  ngx_http_fhir_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     ngx_http_fhir_audit_init_module,       /* init module */
-    ngx_http_fhir_audit_init_process,      /* init process */
+    ngx_http_fhir_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_fhir_audit_exit_process,      /* exit process */
@@ -291,7 +299,7 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_FHIR_VAR_AUTHORIZATION:
-        s = &ctx->partner->authorization;
+        s = &ctx->partner_auth;
         break;
 
     case NGX_HTTP_FHIR_VAR_CONTENT_TYPE:
@@ -311,7 +319,7 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_FHIR_VAR_ACCEPT:
         /* the partner version's JSON mime type */
-        name = ctx->partner->version == FHIR_DSTU2 ? "application/json+fhir"
+        name = ctx->version == FHIR_DSTU2 ? "application/json+fhir"
                                                    : "application/fhir+json";
         v->len = ngx_strlen(name);
         v->data = (u_char *) name;
@@ -321,7 +329,7 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return NGX_OK;
 
     default: /* NGX_HTTP_FHIR_VAR_VERSION */
-        name = fhir_version_name(ctx->partner->version);
+        name = fhir_version_name(ctx->version);
         v->len = ngx_strlen(name);
         v->data = (u_char *) name;
         v->valid = 1;
@@ -401,6 +409,10 @@ ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ctx->error_status = status;
     ctx->error_text.data = (u_char *) text;
     ctx->error_text.len = ngx_strlen(text);
+
+    /* the gateway's own errors are answered as they are, never redirected
+     * by an error_page (the snippet's error_page is for partner 401s) */
+    r->error_page = 1;
 
     return status;
 }
@@ -580,7 +592,7 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     out.len = 0;
     out.cap = 0;
 
-    if (fhir_batch_translate(ctx->partner->version, (char *) p, len,
+    if (fhir_batch_translate(ctx->version, (char *) p, len,
                              flcf->max_depth, &out, err, sizeof(err))
         != 0)
     {
@@ -764,12 +776,36 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
             return rc;
         }
 
+        /*
+         * Back here through "error_page 401" (conf/fhir_proxy.conf): the
+         * partner refused the gateway's token; a new one, and one more try.
+         */
+        if (r->error_page) {
+            ngx_http_fhir_session_invalidate(r, ctx->partner);
+        }
+
         /* no audit, no access, where the operator asks for that */
         if (ngx_http_fhir_audit_refuses(r)) {
             return ngx_http_fhir_set_error(r, ctx,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
                        "the audit trail cannot be written, so patient data "
                        "is not served (fhir_audit_fail_closed)");
+        }
+    }
+
+    /* the partner's version and our token for it (may wait for a fetch) */
+    if (ctx->routed && !ctx->session_ready) {
+        rc = ngx_http_fhir_session(r, ctx, !ngx_http_fhir_is_metadata(r, flcf));
+        if (rc == NGX_DONE) {
+            return NGX_DONE;
+        }
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        ctx->session_ready = 1;
+
+        if (ngx_http_fhir_upstream_url(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -781,15 +817,12 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
 }
 
 
-/* /<prefix>/<partner>/<path>: the partner, the upstream URL, the base */
+/* /<prefix>/<partner>/<path>: the partner, the path, the public base */
 static ngx_int_t
 ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
-    u_char     *p, *end, *name, *path;
-    size_t      len;
-    uintptr_t   escape;
-    fhir_buf_t  out;
+    u_char     *p, *end, *name;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
@@ -875,6 +908,28 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         }
     }
 
+    if (ngx_http_fhir_public_base(r, flcf, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->routed = 1;
+
+    return NGX_DECLINED;
+}
+
+
+/* the partner's URL for this request, in the partner's version */
+static ngx_int_t
+ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    u_char      *p, *end, *path;
+    size_t       len;
+    uintptr_t    escape;
+    fhir_buf_t   out;
+
+    p = ctx->path.data;
+    end = ctx->path.data + ctx->path.len;
+
     /* the rest of the path, escaped again as proxy_pass would */
 
     len = end - p;
@@ -900,7 +955,7 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     if (fhir_buf_append(&out, ctx->partner->url.data, ctx->partner->url.len)
         != 0
         || fhir_buf_append(&out, "/", 1) != 0
-        || fhir_request_translate(ctx->partner->version, (char *) path, len,
+        || fhir_request_translate(ctx->version, (char *) path, len,
                                   (char *) r->args.data, r->args.len, &out)
            != 0)
     {
@@ -918,19 +973,26 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ctx->upstream_url.len = out.len;
     fhir_buf_free(&out);
 
-    if (ngx_http_fhir_public_base(r, flcf, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "fhir: partner \"%V\" upstream \"%V\"",
                    &ctx->partner->name, &ctx->upstream_url);
 
-    return NGX_DECLINED;
+    return NGX_OK;
 }
 
 
 /* configuration */
+
+static ngx_int_t
+ngx_http_fhir_init_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_fhir_session_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_fhir_audit_init_process(cycle);
+}
+
 
 static void *
 ngx_http_fhir_create_main_conf(ngx_conf_t *cf)
@@ -964,6 +1026,10 @@ ngx_http_fhir_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_fhir_main_conf_t *fmcf = conf;
 
     if (ngx_http_fhir_auth_check(cf, fmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_fhir_session_zone(cf, fmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1168,6 +1234,11 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_memzero(partner, sizeof(ngx_http_fhir_partner_t));
     partner->name = value[1];
+    partner->version = FHIR_VERSION_UNKNOWN;     /* auto */
+    partner->tls_verify = 1;
+    partner->timeout = 5000;
+    partner->metadata_ttl = 3600;
+    partner->refresh = 60;
     partner->file = cf->conf_file->file.name.data;
     partner->line = cf->conf_file->line;
 
@@ -1190,10 +1261,41 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (partner->version == FHIR_VERSION_UNKNOWN) {
+    if (partner->auth == NGX_HTTP_FHIR_AUTH_NONE && partner->client_id.len) {
+        partner->auth = partner->private_key ? NGX_HTTP_FHIR_AUTH_JWT
+                                             : NGX_HTTP_FHIR_AUTH_BASIC;
+    }
+
+    if ((partner->auth == NGX_HTTP_FHIR_AUTH_BASIC
+         || partner->auth == NGX_HTTP_FHIR_AUTH_POST)
+        && (partner->client_id.len == 0 || partner->client_secret.len == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "fhir_partner \"%V\" has no \"version\": set "
-                           "dstu2, stu3 or r4", &partner->name);
+                           "fhir_partner \"%V\": client_secret_%s needs "
+                           "\"client_id\" and \"client_secret_file\"",
+                           &partner->name,
+                           partner->auth == NGX_HTTP_FHIR_AUTH_BASIC
+                           ? "basic" : "post");
+        return NGX_CONF_ERROR;
+    }
+
+    if (partner->auth == NGX_HTTP_FHIR_AUTH_JWT
+        && (partner->client_id.len == 0 || partner->private_key == NULL))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\": private_key_jwt needs "
+                           "\"client_id\" and \"private_key_file\"",
+                           &partner->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (partner->auth >= NGX_HTTP_FHIR_AUTH_BASIC
+        && partner->authorization.len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\": \"bearer_token_file\" and "
+                           "client credentials exclude each other",
+                           &partner->name);
         return NGX_CONF_ERROR;
     }
 
@@ -1242,7 +1344,7 @@ ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi));
+    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
     if (p == NULL) {
         ngx_close_file(fd);
         return NGX_CONF_ERROR;
@@ -1269,10 +1371,158 @@ ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
         last--;
     }
 
+    *last = '\0';      /* libcurl and OpenSSL take C strings */
     out->data = p;
     out->len = last - p;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
+    ngx_str_t *value)
+{
+    BIO        *bio;
+    char       *rv;
+    ngx_str_t   pem;
+    ngx_int_t   n;
+
+    if (ngx_strcmp(value[0].data, "client_id") == 0) {
+        partner->client_id = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "client_secret_file") == 0) {
+        return ngx_http_fhir_read_secret(cf, &value[1],
+                                         &partner->client_secret);
+    }
+
+    if (ngx_strcmp(value[0].data, "private_key_file") == 0) {
+        rv = ngx_http_fhir_read_secret(cf, &value[1], &pem);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+        bio = BIO_new_mem_buf(pem.data, (int) pem.len);
+        partner->private_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL,
+                                                             NULL)
+                                   : NULL;
+        BIO_free(bio);
+        ngx_explicit_memzero(pem.data, pem.len);
+        if (partner->private_key == NULL
+            || !(EVP_PKEY_is_a(partner->private_key, "RSA")
+                 || (EVP_PKEY_is_a(partner->private_key, "EC")
+                     && EVP_PKEY_get_bits(partner->private_key) == 384)))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": \"%V\" is not a PEM "
+                               "RSA or EC P-384 private key (RS384 / ES384)",
+                               &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "key_id") == 0) {
+        partner->key_id = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "scope") == 0) {
+        partner->scope = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "token_url") == 0) {
+        if (ngx_strncmp(value[1].data, "http://", 7) != 0
+            && ngx_strncmp(value[1].data, "https://", 8) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": token_url \"%V\" must "
+                               "start with http:// or https://",
+                               &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+        partner->token_url = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "auth") == 0) {
+        if (ngx_strcmp(value[1].data, "client_secret_basic") == 0) {
+            partner->auth = NGX_HTTP_FHIR_AUTH_BASIC;
+        } else if (ngx_strcmp(value[1].data, "client_secret_post") == 0) {
+            partner->auth = NGX_HTTP_FHIR_AUTH_POST;
+        } else if (ngx_strcmp(value[1].data, "private_key_jwt") == 0) {
+            partner->auth = NGX_HTTP_FHIR_AUTH_JWT;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": auth \"%V\": use "
+                               "client_secret_basic, client_secret_post or "
+                               "private_key_jwt", &partner->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "ca_file") == 0) {
+        partner->ca_file = value[1];
+        if (ngx_conf_full_name(cf->cycle, &partner->ca_file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "tls_verify") == 0) {
+        if (ngx_strcmp(value[1].data, "on") == 0) {
+            partner->tls_verify = 1;
+        } else if (ngx_strcmp(value[1].data, "off") == 0) {
+            partner->tls_verify = 0;
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "fhir_partner \"%V\": tls_verify off: the "
+                               "partner's certificate is not checked",
+                               &partner->name);
+        } else {
+            return "takes \"on\" or \"off\" for tls_verify";
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "timeout") == 0) {
+        partner->timeout = ngx_parse_time(&value[1], 0);
+        if (partner->timeout == (ngx_msec_t) NGX_ERROR
+            || partner->timeout == 0)
+        {
+            return "has an invalid timeout";
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[0].data, "metadata_ttl") == 0
+        || ngx_strcmp(value[0].data, "token_refresh") == 0)
+    {
+        n = ngx_parse_time(&value[1], 1);
+        if (n == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": invalid %V \"%V\"",
+                               &partner->name, &value[0], &value[1]);
+            return NGX_CONF_ERROR;
+        }
+        if (value[0].data[0] == 'm') {
+            partner->metadata_ttl = n;
+        } else {
+            partner->refresh = n;
+        }
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "fhir_partner \"%V\": unknown setting \"%V\" (known: "
+                       "url, version, bearer_token_file, client_id, "
+                       "client_secret_file, private_key_file, key_id, auth, "
+                       "scope, token_url, ca_file, tls_verify, timeout, "
+                       "metadata_ttl, token_refresh)",
+                       &partner->name, &value[0]);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -1329,12 +1579,9 @@ ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         partner->version = fhir_version_from_string((char *) value[1].data);
 
         if (ngx_strcmp(value[1].data, "auto") == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "fhir_partner \"%V\": version \"auto\" "
-                               "(discovery from the conformance statement) "
-                               "is not available yet: set dstu2, stu3 or r4",
-                               &partner->name);
-            return NGX_CONF_ERROR;
+            /* discovered from the partner's conformance statement */
+            partner->version = FHIR_VERSION_UNKNOWN;
+            return NGX_CONF_OK;
         }
 
         if (partner->version == FHIR_VERSION_UNKNOWN
@@ -1359,6 +1606,7 @@ ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
             return rv;
         }
 
+        partner->auth = NGX_HTTP_FHIR_AUTH_STATIC;
         partner->authorization.len = sizeof("Bearer ") - 1 + token.len;
         partner->authorization.data = ngx_pnalloc(cf->pool,
                                                   partner->authorization.len);
@@ -1372,11 +1620,7 @@ ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "fhir_partner \"%V\": unknown setting \"%V\" (known: "
-                       "url, version, bearer_token_file)",
-                       &partner->name, &value[0]);
-    return NGX_CONF_ERROR;
+    return ngx_http_fhir_partner_setting(cf, partner, value);
 }
 
 

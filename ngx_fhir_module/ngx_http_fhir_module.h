@@ -17,11 +17,33 @@
 #include "fhir_jwt.h"
 
 
+typedef enum {
+    NGX_HTTP_FHIR_AUTH_NONE = 0,
+    NGX_HTTP_FHIR_AUTH_STATIC,                 /* bearer_token_file */
+    NGX_HTTP_FHIR_AUTH_BASIC,                  /* client_secret_basic */
+    NGX_HTTP_FHIR_AUTH_POST,                   /* client_secret_post */
+    NGX_HTTP_FHIR_AUTH_JWT                     /* private_key_jwt */
+} ngx_http_fhir_auth_style_e;
+
+
 typedef struct {
     ngx_str_t                  name;
     ngx_str_t                  url;            /* without a trailing slash */
-    fhir_version_t             version;
-    ngx_str_t                  authorization;  /* "Bearer ..." or empty */
+    fhir_version_t             version;        /* UNKNOWN: "auto" */
+    ngx_str_t                  authorization;  /* static "Bearer ..." */
+    ngx_http_fhir_auth_style_e auth;
+    ngx_str_t                  client_id;
+    ngx_str_t                  client_secret;
+    EVP_PKEY                  *private_key;    /* private_key_jwt */
+    ngx_str_t                  key_id;
+    ngx_str_t                  scope;
+    ngx_str_t                  token_url;      /* configured: wins */
+    ngx_str_t                  ca_file;
+    ngx_flag_t                 tls_verify;
+    ngx_msec_t                 timeout;
+    time_t                     metadata_ttl;
+    time_t                     refresh;        /* refresh this early */
+    ngx_uint_t                 index;          /* its slot in the zone */
     u_char                    *file;           /* where it was declared */
     ngx_uint_t                 line;
 } ngx_http_fhir_partner_t;
@@ -73,6 +95,8 @@ typedef struct {
     ngx_array_t               *tenants;        /* ngx_http_fhir_tenant_t */
     ngx_http_fhir_audit_conf_t audit;
     ngx_http_fhir_auth_conf_t  auth;
+    ngx_shm_zone_t            *zone;           /* partner sessions */
+    void                      *thread_pool;    /* ngx_thread_pool_t */
 } ngx_http_fhir_main_conf_t;
 
 
@@ -114,6 +138,13 @@ typedef struct {
     ngx_str_t                  path;           /* R4 path after the partner */
     ngx_str_t                  body;           /* a batch or a search form */
 
+    /* the partner session: its version and our token for it */
+    fhir_version_t             version;
+    ngx_str_t                  partner_auth;   /* "Bearer ..." or empty */
+    ngx_event_t                wait;           /* polls the zone */
+    time_t                     retry_after;    /* for a 503 */
+    ngx_msec_t                 wait_start;
+
     /* the caller */
     fhir_claims_t              claims;
     ngx_http_fhir_partner_t   *tenant_partner;
@@ -147,6 +178,9 @@ typedef struct {
     ngx_str_t                  oo;             /* the OperationOutcome */
 
     unsigned                   authenticated:1;
+    unsigned                   routed:1;
+    unsigned                   session_ready:1;
+    unsigned                   waiting:1;
     unsigned                   batch:1;
     unsigned                   search_form:1;
     unsigned                   aborted:1;
@@ -189,6 +223,14 @@ char *ngx_http_fhir_auth_check(ngx_conf_t *cf,
     ngx_http_fhir_main_conf_t *fmcf);
 ngx_int_t ngx_http_fhir_authenticate(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx);
+
+ngx_int_t ngx_http_fhir_session_zone(ngx_conf_t *cf,
+    ngx_http_fhir_main_conf_t *fmcf);
+ngx_int_t ngx_http_fhir_session(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx, ngx_uint_t need_token);
+void ngx_http_fhir_session_invalidate(ngx_http_request_t *r,
+    ngx_http_fhir_partner_t *partner);
+ngx_int_t ngx_http_fhir_session_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
 

@@ -16,7 +16,8 @@
 // usage: mock-partner.js --name N --version dstu2|stu3 --port P
 //        [--host 127.0.0.1] [--data DIR]... [--auth basic|post]
 //        [--client-id ID] [--client-secret S] [--static-token T]
-//        [--token-ttl SECONDS] [--hits-file F]
+//        [--token-ttl SECONDS] [--jwt-public-key PEM]
+// --auth basic|post|private_key_jwt: the client authentication it enforces.
 'use strict';
 
 const http = require('http');
@@ -40,6 +41,7 @@ function parseArgs(argv) {
       case '--client-secret': o.clientSecret = v; i++; break;
       case '--static-token': o.staticToken = v; i++; break;
       case '--token-ttl': o.tokenTtl = Number(v); i++; break;
+      case '--jwt-public-key': o.jwtPublicKey = v; i++; break;
       default: throw new Error('unknown option ' + k);
     }
   }
@@ -111,6 +113,8 @@ for (const dir of opt.data) {
 
 const tokens = new Map(); // token -> expiry ms
 let tokenRequests = 0;
+const tokenRequestsBy = {}; // client_id -> count
+const usedJti = new Set();
 
 function validToken(req) {
   const h = req.headers.authorization || '';
@@ -121,20 +125,52 @@ function validToken(req) {
   return exp !== undefined && exp > Date.now();
 }
 
+// SMART Backend Services: a client assertion signed RS384 / ES384
+function checkAssertion(form) {
+  if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return null;
+  const parts = (form.get('client_assertion') || '').split('.');
+  if (parts.length !== 3 || !opt.jwtPublicKey) return null;
+  const header = JSON.parse(Buffer.from(parts[0], 'base64url'));
+  const claims = JSON.parse(Buffer.from(parts[1], 'base64url'));
+  const key = crypto.createPublicKey(fs.readFileSync(opt.jwtPublicKey));
+  const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+  const sig = Buffer.from(parts[2], 'base64url');
+  let ok = false;
+  if (header.alg === 'RS384') ok = crypto.verify('sha384', data, key, sig);
+  else if (header.alg === 'ES384') ok = crypto.verify('sha384', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+  const now = Date.now() / 1000;
+  if (!ok || claims.iss !== claims.sub || claims.aud !== `http://${opt.host}:${opt.port}/token`
+      || !(claims.exp > now && claims.exp < now + 600) || !claims.jti || usedJti.has(claims.jti)) {
+    return null;
+  }
+  usedJti.add(claims.jti);
+  return claims.iss;
+}
+
 function tokenEndpoint(req, body, res) {
   tokenRequests++;
   const form = new URLSearchParams(body);
   let id, secret;
-  if (opt.auth === 'basic') {
-    const m = /^Basic (.+)$/.exec(req.headers.authorization || '');
-    if (m) [id, secret] = Buffer.from(m[1], 'base64').toString().split(':');
-  } else {
-    id = form.get('client_id'); secret = form.get('client_secret');
+  const m = /^Basic (.+)$/.exec(req.headers.authorization || '');
+  if (m) [id, secret] = Buffer.from(m[1], 'base64').toString().split(':');
+  else { id = form.get('client_id'); secret = form.get('client_secret'); }
+  tokenRequestsBy[id] = (tokenRequestsBy[id] || 0) + 1;
+  // faults, by client id, for the tests
+  if (id === 'fault-stall') return; // never answers
+  if (id === 'fault-500') return sendJson(res, 500, { error: 'server_error' }, 'application/json');
+  if (id === 'fault-malformed') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    return res.end('{"access_token": ');
   }
   if (form.get('grant_type') !== 'client_credentials') {
     return sendJson(res, 400, { error: 'unsupported_grant_type' }, 'application/json');
   }
-  if (id !== opt.clientId || secret !== opt.clientSecret) {
+  // each partner enforces its own style of client authentication
+  let ok;
+  if (opt.auth === 'private_key_jwt') ok = checkAssertion(form) === opt.clientId;
+  else if (opt.auth === 'basic') ok = !!m && id === opt.clientId && secret === opt.clientSecret;
+  else ok = !m && id === opt.clientId && secret === opt.clientSecret;
+  if (!ok) {
     return sendJson(res, 401, { error: 'invalid_client' }, 'application/json');
   }
   const t = crypto.randomBytes(24).toString('hex');
@@ -366,11 +402,25 @@ const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, body, res);
     if (url.pathname === '/_stats') {
-      return sendJson(res, 200, { tokenRequests, name: opt.name, version: opt.version }, 'application/json');
+      return sendJson(res, 200, { tokenRequests, tokenRequestsBy, name: opt.name, version: opt.version },
+        'application/json');
     }
-    if (!url.pathname.startsWith(BASE_PATH)) return sendJson(res, 404, outcome('error', 'not-found', 'not found'));
-    const rel = url.pathname.slice(BASE_PATH.length);
-    if (rel === '/metadata' && req.method === 'GET') return sendJson(res, 200, metadata());
+    if (url.pathname === '/_revoke' && req.method === 'POST') {
+      tokens.clear(); // every issued token is now refused (401)
+      return sendJson(res, 200, { revoked: true }, 'application/json');
+    }
+    // metadata faults, by base path, for the tests
+    let path = url.pathname;
+    const mf = /^\/fault-(missing|malformed|r5|slow)(\/.*)$/.exec(path);
+    if (mf) path = mf[2];
+    if (!path.startsWith(BASE_PATH)) return sendJson(res, 404, outcome('error', 'not-found', 'not found'));
+    const rel = path.slice(BASE_PATH.length);
+    if (rel === '/metadata' && req.method === 'GET') {
+      if (mf && mf[1] === 'missing') return sendJson(res, 404, outcome('error', 'not-found', 'no metadata'));
+      if (mf && mf[1] === 'malformed') { res.writeHead(200, { 'Content-Type': MIME }); return res.end('{"resourceType":'); }
+      if (mf && mf[1] === 'r5') return sendJson(res, 200, Object.assign(metadata(), { fhirVersion: '5.0.0' }));
+      return sendJson(res, 200, metadata());
+    }
     const m = /\/(_fault-[a-z0-9]+)$/.exec(rel);
     if (m) return fault(m[1], res);
     if (!validToken(req)) {

@@ -38,13 +38,23 @@ CONF
 my $ok = 'fhir_partner a { url http://127.0.0.1:9/fhir; version stu3; bearer_token_file tok; }';
 my ($rc, $out) = nginx_t($ok);
 is($rc, 0, 'a good configuration passes') or diag $out;
+($rc, $out) = nginx_t('fhir_partner a { url http://127.0.0.1:9/fhir; version auto; client_id c; client_secret_file tok; }');
+is($rc, 0, 'version auto with client credentials passes') or diag $out;
 
 my @bad = (
     ['fhir_partner a { version stu3; }', qr/fhir_partner "a" has no "url"/, 'missing url'],
-    ['fhir_partner a { url http://x/fhir; }', qr/has no "version"/, 'missing version'],
+    ['fhir_partner a { url http://x/fhir; auth client_secret_basic; client_id c; }',
+     qr/client_secret_basic needs "client_id" and "client_secret_file"/, 'basic without a secret'],
+    ['fhir_partner a { url http://x/fhir; auth private_key_jwt; client_id c; }',
+     qr/private_key_jwt needs "client_id" and "private_key_file"/, 'private_key_jwt without a key'],
+    ['fhir_partner a { url http://x/fhir; private_key_file tok; }',
+     qr/is not a PEM RSA or EC P-384 private key/, 'a key file that is no key'],
+    ['fhir_partner a { url http://x/fhir; auth magic; }', qr/auth "magic": use client_secret_basic/, 'unknown auth'],
+    ['fhir_partner a { url http://x/fhir; token_url ftp://t; }', qr/token_url "ftp:\/\/t" must start with http/, 'bad token_url'],
+    ['fhir_partner a { url http://x/fhir; bearer_token_file tok; client_id c; client_secret_file tok; }',
+     qr/"bearer_token_file" and client credentials exclude each other/, 'two kinds of credentials'],
     ['fhir_partner a { url ftp://x; version stu3; }', qr/url "ftp:\/\/x" must start with http/, 'bad scheme'],
     ['fhir_partner a { url http://x; version stu4; }', qr/invalid version "stu4"/, 'bad version'],
-    ['fhir_partner a { url http://x; version auto; }', qr/version "auto".*not available yet/, 'auto not yet'],
     ['fhir_partner a { url http://x; version stu3; colour blue; }', qr/unknown setting "colour"/, 'unknown setting'],
     ["$ok fhir_partner a { url http://y; version r4; }", qr/duplicate partner "a"/, 'duplicate partner'],
     ['fhir_partner "a b" { url http://x; version r4; }', qr/invalid partner name "a b"/, 'bad name'],

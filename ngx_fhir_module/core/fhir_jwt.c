@@ -590,28 +590,30 @@ done:
 }
 
 
-int
-fhir_jwt_sign(EVP_PKEY *key, const char *kid, const char *payload, char *out,
+static int
+fhir_jwt_sign_with(EVP_PKEY *key, const EVP_MD *digest, const char *alg_name,
+    size_t coord, const char *kid, const char *payload, char *out,
     size_t out_size)
 {
     char             header[256];
-    unsigned char    sig[512], raw[64];
+    unsigned char    sig[1024], raw[132];
     size_t           n, plen, hlen, sig_len = sizeof(sig);
-    fhir_alg_t       alg;
     EVP_MD_CTX      *md;
     ECDSA_SIG       *es;
     const BIGNUM    *r, *s;
     const unsigned char  *p;
-    int              ok;
+    int              ok, ec;
 
-    alg = fhir_jwt_key_alg(key);
-    if (alg == FHIR_ALG_NONE) {
-        return -1;
+    ec = EVP_PKEY_is_a(key, "EC");
+
+    if (kid && kid[0]) {
+        hlen = (size_t) snprintf(header, sizeof(header),
+                                 "{\"alg\":\"%s\",\"typ\":\"JWT\","
+                                 "\"kid\":\"%s\"}", alg_name, kid);
+    } else {
+        hlen = (size_t) snprintf(header, sizeof(header),
+                                 "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg_name);
     }
-
-    hlen = (size_t) snprintf(header, sizeof(header),
-                             "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
-                             alg == FHIR_ALG_ES256 ? "ES256" : "RS256", kid);
     plen = strlen(payload);
 
     if ((hlen + plen) * 4 / 3 + 8 + 700 > out_size) {
@@ -623,7 +625,7 @@ fhir_jwt_sign(EVP_PKEY *key, const char *kid, const char *payload, char *out,
     n += fhir_b64url_encode((const unsigned char *) payload, plen, out + n);
 
     md = EVP_MD_CTX_new();
-    ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) > 0
+    ok = md && EVP_DigestSignInit(md, NULL, digest, NULL, key) > 0
          && EVP_DigestSign(md, sig, &sig_len, (unsigned char *) out, n) > 0;
     EVP_MD_CTX_free(md);
 
@@ -631,28 +633,65 @@ fhir_jwt_sign(EVP_PKEY *key, const char *kid, const char *payload, char *out,
         return -1;
     }
 
-    if (alg == FHIR_ALG_ES256) {
+    if (ec) {
+        /* JWS wants r || s, each of the curve's size, not DER */
         p = sig;
         es = d2i_ECDSA_SIG(NULL, &p, (long) sig_len);
         if (es == NULL) {
             return -1;
         }
         ECDSA_SIG_get0(es, &r, &s);
-        if (BN_bn2binpad(r, raw, 32) != 32
-            || BN_bn2binpad(s, raw + 32, 32) != 32)
+        if (BN_bn2binpad(r, raw, (int) coord) != (int) coord
+            || BN_bn2binpad(s, raw + coord, (int) coord) != (int) coord)
         {
             ECDSA_SIG_free(es);
             return -1;
         }
         ECDSA_SIG_free(es);
-        memcpy(sig, raw, 64);
-        sig_len = 64;
+        memcpy(sig, raw, 2 * coord);
+        sig_len = 2 * coord;
     }
 
     out[n++] = '.';
     n += fhir_b64url_encode(sig, sig_len, out + n);
     out[n] = '\0';
     return (int) n;
+}
+
+
+int
+fhir_jwt_sign(EVP_PKEY *key, const char *kid, const char *payload, char *out,
+    size_t out_size)
+{
+    switch (fhir_jwt_key_alg(key)) {
+    case FHIR_ALG_ES256:
+        return fhir_jwt_sign_with(key, EVP_sha256(), "ES256", 32, kid,
+                                  payload, out, out_size);
+    case FHIR_ALG_RS256:
+        return fhir_jwt_sign_with(key, EVP_sha256(), "RS256", 0, kid,
+                                  payload, out, out_size);
+    default:
+        return -1;
+    }
+}
+
+
+int
+fhir_jwt_sign_assertion(EVP_PKEY *key, const char *kid, const char *payload,
+    char *out, size_t out_size)
+{
+    /* SMART Backend Services: RS384, or ES384 on a P-384 key */
+    if (EVP_PKEY_is_a(key, "RSA")) {
+        return fhir_jwt_sign_with(key, EVP_sha384(), "RS384", 0, kid,
+                                  payload, out, out_size);
+    }
+
+    if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) == 384) {
+        return fhir_jwt_sign_with(key, EVP_sha384(), "ES384", 48, kid,
+                                  payload, out, out_size);
+    }
+
+    return -1;
 }
 
 

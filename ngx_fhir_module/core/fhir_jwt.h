@@ -70,6 +70,10 @@ int fhir_jwt_peek_iss(const char *token, size_t len, char *out, size_t size);
 int fhir_jwt_sign(EVP_PKEY *key, const char *kid, const char *payload,
     char *out, size_t out_size);
 
+/* a SMART Backend Services client assertion: RS384 (RSA) or ES384 (P-384) */
+int fhir_jwt_sign_assertion(EVP_PKEY *key, const char *kid,
+    const char *payload, char *out, size_t out_size);
+
 /* the algorithm a private or public key signs with (RS256 or ES256) */
 fhir_alg_t fhir_jwt_key_alg(EVP_PKEY *key);
 
