@@ -1261,6 +1261,17 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (partner->authorization.len
+        && (partner->client_id.len || partner->client_secret.len
+            || partner->private_key || partner->auth != NGX_HTTP_FHIR_AUTH_STATIC))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "fhir_partner \"%V\": \"bearer_token_file\" and "
+                           "client credentials exclude each other",
+                           &partner->name);
+        return NGX_CONF_ERROR;
+    }
+
     if (partner->auth == NGX_HTTP_FHIR_AUTH_NONE && partner->client_id.len) {
         partner->auth = partner->private_key ? NGX_HTTP_FHIR_AUTH_JWT
                                              : NGX_HTTP_FHIR_AUTH_BASIC;
@@ -1285,16 +1296,6 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "fhir_partner \"%V\": private_key_jwt needs "
                            "\"client_id\" and \"private_key_file\"",
-                           &partner->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (partner->auth >= NGX_HTTP_FHIR_AUTH_BASIC
-        && partner->authorization.len)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "fhir_partner \"%V\": \"bearer_token_file\" and "
-                           "client credentials exclude each other",
                            &partner->name);
         return NGX_CONF_ERROR;
     }

@@ -894,8 +894,9 @@ ngx_http_fhir_session_invalidate(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
-    /* a token fetched in the last second is kept: others just refreshed it */
-    if (ngx_time() - s->token_at > 1) {
+    /* the token this request used was fetched before it started; a newer
+     * one (another request already refreshed it) is kept */
+    if (s->token_len && s->token_at <= r->start_sec) {
         s->token_len = 0;
         s->token_exp = 0;
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,

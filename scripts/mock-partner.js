@@ -114,6 +114,7 @@ for (const dir of opt.data) {
 const tokens = new Map(); // token -> expiry ms
 let tokenRequests = 0;
 const tokenRequestsBy = {}; // client_id -> count
+let metadataRequests = 0;
 const usedJti = new Set();
 
 function validToken(req) {
@@ -402,7 +403,8 @@ const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, body, res);
     if (url.pathname === '/_stats') {
-      return sendJson(res, 200, { tokenRequests, tokenRequestsBy, name: opt.name, version: opt.version },
+      return sendJson(res, 200, { tokenRequests, tokenRequestsBy, metadataRequests, name: opt.name,
+        version: opt.version },
         'application/json');
     }
     if (url.pathname === '/_revoke' && req.method === 'POST') {
@@ -416,6 +418,7 @@ const server = http.createServer((req, res) => {
     if (!path.startsWith(BASE_PATH)) return sendJson(res, 404, outcome('error', 'not-found', 'not found'));
     const rel = path.slice(BASE_PATH.length);
     if (rel === '/metadata' && req.method === 'GET') {
+      metadataRequests++;
       if (mf && mf[1] === 'missing') return sendJson(res, 404, outcome('error', 'not-found', 'no metadata'));
       if (mf && mf[1] === 'malformed') { res.writeHead(200, { 'Content-Type': MIME }); return res.end('{"resourceType":'); }
       if (mf && mf[1] === 'r5') return sendJson(res, 200, Object.assign(metadata(), { fhirVersion: '5.0.0' }));
