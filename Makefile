@@ -65,7 +65,7 @@ run: deps all
 	@echo "  try:  TOKEN=\$$(PORT=$(PORT) scripts/demo-token datica)"
 	@echo "        curl -s -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/fhir/datica/Patient/smart-1288992"
 	@echo "        curl -s http://127.0.0.1:$(PORT)/fhir/datica/metadata"
-	@echo "  logs: $(BUILD)/demo/logs/ (error.log, access.log, mock-*.log)"
+	@echo "  logs: $(BUILD)/demo/logs/ (error.log, access.log, audit.log, mock-*.log)"
 	@echo "  stop: make stop"
 
 stop:
