@@ -19,7 +19,7 @@ MODULE      := $(BUILD)/ngx_http_fhir_module.so
 TOOLS       := $(BUILD)/fhir-convert $(BUILD)/fhir-audit-verify $(BUILD)/bench-core
 UNIT_TESTS  := $(BUILD)/test_core
 
-.PHONY: all deps run stop test unit integration clean bench
+.PHONY: all deps run stop test unit integration clean bench fuzz fuzz-regressions
 
 all: $(MODULE) $(TOOLS) $(UNIT_TESTS)
 
@@ -81,7 +81,39 @@ $(SCHEMA_DEPS): t/schema/package.json t/schema/package-lock.json
 	cd $(BUILD)/schema && npm ci --silent --no-audit --no-fund
 	@touch $@
 
-test: deps all $(SCHEMA_DEPS)
+# fuzz targets (t/fuzz): replayed under ASan/UBSan on every "make test"
+FUZZ_TARGETS := stream request jwt
+FUZZ_REGRESS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/regress_%)
+SAN_FLAGS    := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+
+$(BUILD)/fuzz/regress_%: t/fuzz/fuzz_%.c t/fuzz/run_regressions.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(SAN_FLAGS) -Ingx_fhir_module/core \
+	    -o $@ $< t/fuzz/run_regressions.c $(CORE_SRCS) $(CORE_LIBS)
+
+fuzz-regressions: $(FUZZ_REGRESS)
+	$(BUILD)/fuzz/regress_stream t/fuzz/regress/stream t/data/corpus/dstu2 t/data/corpus/stu3
+	$(BUILD)/fuzz/regress_request t/fuzz/regress/request
+	$(BUILD)/fuzz/regress_jwt t/fuzz/regress/jwt
+
+# libFuzzer (Debian's clang), FUZZ_SECONDS each, seeded from the corpus;
+# a crash is saved under build/fuzz/ to be fixed and kept in t/fuzz/regress/
+FUZZ_SECONDS ?= 60
+fuzz:
+	@EXTRA_PKGS=clang scripts/install-deps
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    clang -fsanitize=fuzzer,address,undefined -g -O1 -Ingx_fhir_module/core \
+	        -o $(BUILD)/fuzz/fuzz_$$t t/fuzz/fuzz_$$t.c $(CORE_SRCS) $(CORE_LIBS); \
+	    mkdir -p $(BUILD)/fuzz/corpus_$$t; \
+	    echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	        -artifact_prefix=$(BUILD)/fuzz/crash_$$t- \
+	        $(BUILD)/fuzz/corpus_$$t t/fuzz/regress/$$t \
+	        $$( [ $$t = stream ] && echo t/golden/dstu2 t/golden/stu3 ) 2>&1 | tail -3; \
+	done
+
+test: deps all $(SCHEMA_DEPS) fuzz-regressions
 	$(UNIT_TESTS)
 	prove -r t/
 

@@ -1,0 +1,39 @@
+/*
+ * libFuzzer target: request translation (path and query) and the batch
+ * translator, with the first byte choosing the partner's version.
+ */
+
+#include <string.h>
+
+#include "fhir_request.h"
+
+
+int
+LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    fhir_buf_t      out = { NULL, 0, 0 };
+    fhir_version_t  v;
+    const char     *q;
+    char            err[160];
+    size_t          n;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    v = (data[0] & 1) ? FHIR_DSTU2 : FHIR_STU3;
+    data++;
+    size--;
+
+    q = memchr(data, '?', size);
+    n = q ? (size_t) (q - (const char *) data) : size;
+
+    fhir_request_translate(v, (const char *) data, n, q ? q + 1 : "",
+                           q ? size - n - 1 : 0, &out);
+    out.len = 0;
+    fhir_batch_translate(v, (const char *) data, size, 32, &out, err,
+                         sizeof(err));
+
+    fhir_buf_free(&out);
+    return 0;
+}
