@@ -19,7 +19,7 @@ MODULE      := $(BUILD)/ngx_http_fhir_module.so
 TOOLS       := $(BUILD)/fhir-convert $(BUILD)/fhir-audit-verify $(BUILD)/bench-core
 UNIT_TESTS  := $(BUILD)/test_core
 
-.PHONY: all deps run stop test unit integration clean bench fuzz fuzz-regressions
+.PHONY: all deps run stop test unit integration clean bench fuzz fuzz-regressions test-asan
 
 all: $(MODULE) $(TOOLS) $(UNIT_TESTS)
 
@@ -123,6 +123,31 @@ unit: $(UNIT_TESTS)
 bench: all
 	@EXTRA_PKGS=wrk scripts/install-deps
 	scripts/bench
+
+# the module with AddressSanitizer and UBSan, loaded into the stock nginx
+# with the sanitizer runtimes preloaded, and the whole integration suite
+ASAN_MODULE := $(BUILD)/asan/ngx_http_fhir_module.so
+
+$(BUILD)/asan-src/objs/Makefile: $(BUILD)/nginx-src/configure config
+	rm -rf $(BUILD)/asan-src && cp -r $(NGINX_SRC) $(BUILD)/asan-src
+	cd $(BUILD)/asan-src && ./configure --with-compat --with-threads \
+	    --with-http_ssl_module \
+	    --with-cc-opt="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    --with-ld-opt="-fsanitize=address,undefined" \
+	    --add-dynamic-module=$(CURDIR) > ../asan-configure.log 2>&1 \
+	    || { tail -20 ../asan-configure.log; exit 1; }
+
+$(ASAN_MODULE): $(BUILD)/asan-src/objs/Makefile $(CORE_SRCS) $(CORE_HDRS) $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/asan-src -f objs/Makefile modules
+	@mkdir -p $(BUILD)/asan
+	cp $(BUILD)/asan-src/objs/ngx_http_fhir_module.so $@.tmp && mv $@.tmp $@
+
+test-asan: deps all $(SCHEMA_DEPS) $(ASAN_MODULE) fuzz-regressions
+	rm -f $(BUILD)/asan/asan.* $(BUILD)/asan/ubsan.*
+	FHIR_NGINX=$(CURDIR)/scripts/nginx-asan MODULE=$(CURDIR)/$(ASAN_MODULE) prove -r t/
+	@if ls $(BUILD)/asan/asan.* $(BUILD)/asan/ubsan.* >/dev/null 2>&1; then \
+	    echo "sanitizer reports:"; cat $(BUILD)/asan/asan.* $(BUILD)/asan/ubsan.* 2>/dev/null | head -60; exit 1; \
+	else echo "test-asan: no sanitizer report"; fi
 
 clean:
 	rm -rf $(BUILD)

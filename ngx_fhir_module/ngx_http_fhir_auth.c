@@ -52,60 +52,6 @@ ngx_http_fhir_jwks_cleanup(void *data)
 }
 
 
-static char *
-ngx_http_fhir_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out,
-    size_t max)
-{
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-
-    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed", name->data);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > (off_t) max)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" cannot be read or is larger than %uz bytes",
-                           name->data, max);
-        ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    out->len = ngx_file_size(&fi);
-    out->data = ngx_pnalloc(cf->pool, out->len + 1);
-    if (out->data == NULL) {
-        ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name = *name;
-    file.log = cf->log;
-
-    n = ngx_read_file(&file, out->data, out->len, 0);
-    ngx_close_file(fd);
-
-    if (n != (ssize_t) out->len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot read \"%s\"",
-                           name->data);
-        return NGX_CONF_ERROR;
-    }
-
-    out->data[out->len] = '\0';
-    return NGX_CONF_OK;
-}
 
 
 /* fhir_token_signing_key PEM [kid] */
@@ -129,7 +75,7 @@ ngx_http_fhir_token_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    rv = ngx_http_fhir_read_file(cf, &value[1], &pem, 65536);
+    rv = ngx_http_fhir_read_file(cf, &value[1], &pem, 65536, 1);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -207,7 +153,7 @@ ngx_http_fhir_auth_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    rv = ngx_http_fhir_read_file(cf, &value[2], &json, 1024 * 1024);
+    rv = ngx_http_fhir_read_file(cf, &value[2], &json, 1024 * 1024, 0);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -275,7 +221,7 @@ ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    rv = ngx_http_fhir_read_file(cf, &value[1], &text, 4 * 1024 * 1024);
+    rv = ngx_http_fhir_read_file(cf, &value[1], &text, 4 * 1024 * 1024, 0);
     if (rv != NGX_CONF_OK) {
         return rv;
     }

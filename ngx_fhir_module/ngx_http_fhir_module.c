@@ -1304,8 +1304,14 @@ ngx_http_fhir_partner_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static char *
-ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
+/*
+ * Reads a configuration file (a key, a JWKS, the clients) into a
+ * NUL-terminated string: libcurl and OpenSSL take C strings.  A secret is
+ * also trimmed, and nginx -t warns when every user can read it.
+ */
+char *
+ngx_http_fhir_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out,
+    size_t max, ngx_uint_t secret)
 {
     u_char           *p, *last;
     ssize_t           n;
@@ -1331,16 +1337,18 @@ ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
         return NGX_CONF_ERROR;
     }
 
-    if (fi.st_mode & S_IROTH) {
+    if (secret && (fi.st_mode & S_IROTH)) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "secret file \"%s\" is readable by every user of "
                            "this machine: chmod o-r it", name->data);
     }
 
-    if (ngx_file_size(&fi) > 16384 || ngx_file_size(&fi) == 0) {
+    if (ngx_file_size(&fi) > (off_t) max
+        || (secret && ngx_file_size(&fi) == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "secret file \"%s\" is empty or too large",
-                           name->data);
+                           "\"%s\" is empty or larger than %uz bytes",
+                           name->data, max);
         ngx_close_file(fd);
         return NGX_CONF_ERROR;
     }
@@ -1360,23 +1368,30 @@ ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
     ngx_close_file(fd);
 
     if (n != ngx_file_size(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read secret file \"%s\"", name->data);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot read \"%s\"",
+                           name->data);
         return NGX_CONF_ERROR;
     }
 
     last = p + n;
-    while (last > p && (last[-1] == '\n' || last[-1] == '\r'
-                        || last[-1] == ' ' || last[-1] == '\t'))
+    while (secret && last > p && (last[-1] == '\n' || last[-1] == '\r'
+                                  || last[-1] == ' ' || last[-1] == '\t'))
     {
         last--;
     }
 
-    *last = '\0';      /* libcurl and OpenSSL take C strings */
+    *last = '\0';
     out->data = p;
     out->len = last - p;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
+{
+    return ngx_http_fhir_read_file(cf, name, out, 65536, 1);
 }
 
 

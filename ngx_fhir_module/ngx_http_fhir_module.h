@@ -199,6 +199,8 @@ extern ngx_int_t     ngx_http_fhir_request_id_index;
 
 
 ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);
+char *ngx_http_fhir_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out,
+    size_t max, ngx_uint_t secret);
 
 char *ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_fhir_audit_check(ngx_conf_t *cf,

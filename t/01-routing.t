@@ -47,7 +47,7 @@ for my $p (qw(redox datica infor dapasoft)) {
 my $open = start_gateway(name => 'routing-open', env => { AUTH => 'off' });
 {
     my $pfx = $open->prefix;
-    my $t = `/usr/sbin/nginx -t -p $pfx -c $pfx/conf/nginx.conf 2>&1`;
+    my $t = `$FhirTest::NGINX -t -p $pfx -c $pfx/conf/nginx.conf 2>&1`;
     like($t, qr/\[warn\].*"fhir_gateway on" without "fhir_auth on"/,
          'nginx -t warns about a gateway without caller authentication');
 }

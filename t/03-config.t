@@ -21,7 +21,7 @@ sub nginx_t {
     $loc //= 'fhir_gateway on;';
     open my $fh, '>', "$prefix/conf/nginx.conf" or die $!;
     print $fh <<"CONF";
-load_module $top/build/ngx_http_fhir_module.so;
+load_module $FhirTest::MODULE;
 pid $prefix/logs/nginx.pid;
 error_log $prefix/logs/error.log;
 events {}
@@ -31,7 +31,7 @@ http {
 }
 CONF
     close $fh;
-    my $out = `/usr/sbin/nginx -t -p $prefix -c $prefix/conf/nginx.conf 2>&1`;
+    my $out = `$FhirTest::NGINX -t -p $prefix -c $prefix/conf/nginx.conf 2>&1`;
     return ($? >> 8, $out);
 }
 

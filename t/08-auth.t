@@ -94,12 +94,12 @@ my $tid = $TENANT{datica};
 {
     my $out = `$top/scripts/fhir-client $clients rotate patients-app-datica new-secret-1`;
     like($out, qr/client_secret=new-secret-1/, 'rotate: a new secret');
-    system('/usr/sbin/nginx', '-p', $g->prefix, '-c', $g->prefix . '/conf/nginx.conf', '-s', 'reload');
+    system($FhirTest::NGINX, '-p', $g->prefix, '-c', $g->prefix . '/conf/nginx.conf', '-s', 'reload');
     select(undef, undef, undef, 1);
     ok(get_token($g, 'datica', secret => 'new-secret-1'), 'rotate: the new secret works');
     ok(get_token($g, 'datica'), 'rotate: the old secret still works');
     system("$top/scripts/fhir-client $clients revoke patients-app-datica >/dev/null");
-    system('/usr/sbin/nginx', '-p', $g->prefix, '-c', $g->prefix . '/conf/nginx.conf', '-s', 'reload');
+    system($FhirTest::NGINX, '-p', $g->prefix, '-c', $g->prefix . '/conf/nginx.conf', '-s', 'reload');
     select(undef, undef, undef, 1);
     ok(!get_token($g, 'datica'), 'revoke: the old secret is refused');
     ok(get_token($g, 'datica', secret => 'new-secret-1'), 'revoke: the new one works');

@@ -927,6 +927,30 @@ fhir_coverage_class(fhir_conv_t *c, fj_node_t *r, fj_node_t *value,
 }
 
 
+/* obj[key] (an Identifier) becomes its value string, or goes */
+static void
+fhir_identifier_to_string(fj_node_t *obj, const char *key)
+{
+    fj_node_t  *m, *v;
+
+    m = fj_get(obj, key);
+    if (m == NULL || m->type != FJ_OBJECT) {
+        return;
+    }
+
+    v = fj_get_str(m, "value");
+    if (v == NULL) {
+        fj_detach(obj, key);
+        return;
+    }
+
+    m->type = FJ_STRING;
+    m->raw = v->raw;
+    m->raw_len = v->raw_len;
+    m->child = NULL;
+}
+
+
 int
 fhir_conv_coverage(fhir_conv_t *c, fj_node_t *r)
 {
@@ -983,31 +1007,9 @@ fhir_conv_coverage(fhir_conv_t *c, fj_node_t *r)
             fj_append(m, fj_member(arr, "coding"));
         }
 
-        m = fj_get(r, "subscriberId");
-        if (m && m->type == FJ_OBJECT) {
-            v = fj_get_str(m, "value");
-            if (v) {
-                m->type = FJ_STRING;
-                m->raw = v->raw;
-                m->raw_len = v->raw_len;
-                m->child = NULL;
-            } else {
-                fj_detach(r, "subscriberId");
-            }
-        }
-
-        m = fj_get(r, "network");
-        if (m && m->type == FJ_OBJECT) {
-            v = fj_get_str(m, "value");
-            if (v) {
-                m->type = FJ_STRING;
-                m->raw = v->raw;
-                m->raw_len = v->raw_len;
-                m->child = NULL;
-            } else {
-                fj_detach(r, "network");
-            }
-        }
+        /* DSTU2 Identifiers that R4 holds as plain strings */
+        fhir_identifier_to_string(r, "subscriberId");
+        fhir_identifier_to_string(r, "network");
 
         m = fj_get(r, "dependent");
         if (m && m->type == FJ_NUMBER) {

@@ -28,6 +28,10 @@ our %TENANT = (
 my %TOKEN;   # "port/partner" -> a bearer token of that partner's tenant
 
 my $TOP = abs_path(dirname(__FILE__) . '/../..');
+
+# the nginx and the module under test (make test-asan swaps in sanitized ones)
+our $NGINX = $ENV{FHIR_NGINX} // '/usr/sbin/nginx';
+our $MODULE = $ENV{MODULE} // "$TOP/build/ngx_http_fhir_module.so";
 my @started;
 
 sub top_dir { $TOP }
