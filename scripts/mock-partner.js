@@ -339,6 +339,26 @@ function fault(id, res) {
       // the start of a Bundle, then silence: no entry is ever complete
       res.writeHead(200, { 'Content-Type': MIME });
       return res.write('{"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"resource":{"resourceType":"Pat');
+    case '_fault-utf8': {
+      res.writeHead(200, { 'Content-Type': MIME });
+      return res.end(Buffer.concat([Buffer.from('{"resourceType":"Patient","id":"u","name":[{"family":"'),
+        Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]));
+    }
+    case '_fault-dupkey':
+      res.writeHead(200, { 'Content-Type': MIME });
+      return res.end('{"resourceType":"Patient","id":"a","id":"b"}');
+    case '_fault-deep':
+      res.writeHead(200, { 'Content-Type': MIME });
+      return res.end('{"resourceType":"Patient","extension":' + '['.repeat(500) + ']'.repeat(500) + '}');
+    case '_fault-bignum':
+      res.writeHead(200, { 'Content-Type': MIME });
+      return res.end('{"resourceType":"Observation","status":"final","valueQuantity":{"value":'
+        + '9'.repeat(5000) + '}}');
+    case '_fault-reset':
+      // a Bundle that starts, then the connection is reset
+      res.writeHead(200, { 'Content-Type': MIME });
+      res.write('{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Patient","id":"a"}},');
+      return setTimeout(() => res.socket.resetAndDestroy ? res.socket.resetAndDestroy() : res.destroy(), 50);
     case '_fault-500':
       return sendJson(res, 500, outcome('error', 'exception', 'partner failure'));
     case '_fault-truncated': {

@@ -414,6 +414,12 @@ fj_parse_number(fj_parser_t *ps)
         }
     }
 
+    /* FHIR decimals carry at most 18 digits; far longer is an attack */
+    if (p - ps->p > 64) {
+        ps->err = "number too long";
+        return -1;
+    }
+
     ps->p = p;
     return 0;
 

@@ -65,7 +65,7 @@ sub start_gateway {
         PORT           => $base + 5,
         MOCK_PORT_BASE => $base,
         WORKERS        => $o{workers} // 1,
-        LOG_LEVEL      => $o{log_level} // 'info',
+        LOG_LEVEL      => $o{log_level} // 'notice',
         READ_TIMEOUT   => $o{read_timeout} // '30s',
         %{ $o{env} // {} },
     );

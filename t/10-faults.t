@@ -1,0 +1,97 @@
+# The fault matrix: each bad partner answer and a caller that leaves mid-way
+# gives the right status or an abort, an error-log line, an audit outcome,
+# and the worker goes on serving; 1000 repetitions leave the worker's memory
+# and descriptors flat (issue 7).
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use FhirTest qw(start_gateway http_get json_of);
+use IO::Socket::INET;
+use JSON::PP;
+
+my $g = start_gateway(name => 'faults', read_timeout => '1s', workers => 1);
+my $u = $g->url;
+my $pid = 'smart-1288992';
+
+sub audit_of {
+    my ($rid) = @_;
+    select(undef, undef, undef, 0.2);
+    open my $fh, '<', $g->prefix . '/logs/audit.log' or return undef;
+    my ($r) = grep { ($_->{request_id} // '') eq $rid } map { JSON::PP->new->decode($_) } <$fh>;
+    return $r;
+}
+
+my @matrix = (
+    # id, expected status (599: aborted), error-log pattern, audit outcome
+    [ '_fault-html',      502, qr/answered 200 with Content-Type "text\/html"/,           'upstream_error' ],
+    [ '_fault-500',       500, undef,                                                    'upstream_error' ],
+    [ '_fault-broken',    502, qr/cannot be converted: truncated JSON/,                   'upstream_error' ],
+    [ '_fault-utf8',      502, qr/cannot be converted: invalid UTF-8/,                    'upstream_error' ],
+    [ '_fault-dupkey',    502, qr/cannot be converted: duplicate key/,                    'upstream_error' ],
+    [ '_fault-deep',      502, qr/cannot be converted: JSON nested (deeper than 64 levels|too deep)/,             'upstream_error' ],
+    [ '_fault-bignum',    502, qr/cannot be converted: number too long/,                  'upstream_error' ],
+    [ '_fault-gzip',      502, qr/Content-Encoding "gzip"/,                               'upstream_error' ],
+    [ '_fault-stall',     504, qr/upstream timed out/,                                    'upstream_error' ],
+    [ '_fault-stallbody', 502, qr/broke off before it was complete; 502 sent instead/,    'upstream_error' ],
+    [ '_fault-truncated', 599, qr/broke off before it was complete; response aborted/,    'aborted' ],
+    [ '_fault-reset',     599, qr/broke off before it was complete; response aborted/,    'aborted' ],
+);
+
+for my $m (@matrix) {
+    my ($id, $status, $log, $outcome) = @$m;
+    my $r = http_get("$u/fhir/redox/Patient/$id");
+    is($r->{status}, $status, "$id: " . ($status == 599 ? 'aborted' : $status));
+    if ($status != 599) {
+        is(eval { json_of($r)->{resourceType} }, 'OperationOutcome', "$id: OperationOutcome");
+    }
+    like($g->error_log, $log, "$id: logged") if $log;
+    my $rid = $r->{headers}{'x-request-id'};
+    if ($rid) {
+        is(audit_of($rid)->{outcome}, $outcome, "$id: audited as $outcome");
+    } else {
+        # an aborted response may end before its headers are read
+        select(undef, undef, undef, 0.2);
+        open my $fh, '<', $g->prefix . '/logs/audit.log';
+        my @rec = grep { ($_->{resource_id} // '') eq $id } map { JSON::PP->new->decode($_) } <$fh>;
+        is($rec[-1]{outcome}, $outcome, "$id: audited as $outcome");
+    }
+    is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, "$id: the worker goes on serving");
+}
+
+# the caller leaves in the middle of a large Bundle
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port}) or die;
+    my $tok = $g->token_for('datica');
+    print $s "GET /fhir/datica/Observation?_count=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $tok\r\n\r\n";
+    my $buf;
+    sysread($s, $buf, 4096);
+    close $s;
+    select(undef, undef, undef, 0.5);
+    open my $fh, '<', $g->prefix . '/logs/audit.log';
+    my @rec = grep { ($_->{event} // '') eq 'vitals.search' } map { JSON::PP->new->decode($_) } <$fh>;
+    is($rec[-1]{outcome}, 'aborted', 'caller disconnect mid-stream: audited as aborted');
+    is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, 'caller disconnect: the worker goes on serving');
+}
+
+# 1000 repetitions of good and bad requests: memory and descriptors stay flat
+{
+    open my $pf, '<', $g->prefix . '/logs/nginx.pid' or die;
+    my $master = <$pf>; chomp $master;
+    my ($worker) = grep { /^\d+$/ } split /\s+/, `pgrep -P $master`;
+    sub rss { open my $f, '<', "/proc/$_[0]/status" or return 0;
+              my ($kb) = map { /^VmRSS:\s+(\d+)/ ? $1 : () } <$f>; return $kb; }
+    sub fds { opendir my $d, "/proc/$_[0]/fd" or return 0; return scalar grep { /^\d+$/ } readdir $d; }
+    my @ids = qw(_fault-html _fault-broken _fault-utf8 _fault-dupkey _fault-500 _fault-truncated smart-1288992);
+    my $round = sub { my ($n) = @_; http_get("$u/fhir/redox/Patient/" . $ids[$_ % @ids]) for 1 .. $n; };
+    $round->(100);
+    select(undef, undef, undef, 0.5);
+    my ($r0, $f0) = (rss($worker), fds($worker));
+    $round->(1000);
+    select(undef, undef, undef, 0.5);
+    my ($r1, $f1) = (rss($worker), fds($worker));
+    ok($r0 > 0 && $r1 - $r0 < 2048, "1000 repetitions: worker RSS flat ($r0 KB -> $r1 KB)");
+    ok(abs($f1 - $f0) <= 2, "1000 repetitions: descriptors flat ($f0 -> $f1)");
+}
+
+done_testing();
