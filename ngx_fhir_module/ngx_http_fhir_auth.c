@@ -1018,3 +1018,18 @@ ngx_http_fhir_token_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+/* the validation cache goes with the worker */
+void
+ngx_http_fhir_auth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_FHIR_TOKEN_CACHE; i++) {
+        if (ngx_http_fhir_cache[i].token) {
+            ngx_free(ngx_http_fhir_cache[i].token);
+            ngx_http_fhir_cache[i].token = NULL;
+        }
+    }
+}

@@ -43,6 +43,7 @@ static char *ngx_http_fhir_partner_item(ngx_conf_t *cf, ngx_command_t *dummy,
 static char *ngx_http_fhir_partner_setting(ngx_conf_t *cf,
     ngx_http_fhir_partner_t *partner, ngx_str_t *value);
 static ngx_int_t ngx_http_fhir_init_process(ngx_cycle_t *cycle);
+static void ngx_http_fhir_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
@@ -232,7 +233,7 @@ ngx_module_t  ngx_http_fhir_module = {
     ngx_http_fhir_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_fhir_audit_exit_process,      /* exit process */
+    ngx_http_fhir_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -983,6 +984,14 @@ ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
 /* configuration */
 
+static void
+ngx_http_fhir_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_fhir_auth_exit_process(cycle);
+    ngx_http_fhir_audit_exit_process(cycle);
+}
+
+
 static ngx_int_t
 ngx_http_fhir_init_process(ngx_cycle_t *cycle)
 {
@@ -1395,6 +1404,13 @@ ngx_http_fhir_read_secret(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
 }
 
 
+static void
+ngx_http_fhir_free_pkey(void *data)
+{
+    EVP_PKEY_free(data);
+}
+
+
 static char *
 ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
     ngx_str_t *value)
@@ -1425,6 +1441,17 @@ ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
                                    : NULL;
         BIO_free(bio);
         ngx_explicit_memzero(pem.data, pem.len);
+
+        if (partner->private_key) {
+            ngx_pool_cleanup_t  *cln = ngx_pool_cleanup_add(cf->pool, 0);
+
+            if (cln == NULL) {
+                EVP_PKEY_free(partner->private_key);
+                return NGX_CONF_ERROR;
+            }
+            cln->handler = ngx_http_fhir_free_pkey;
+            cln->data = partner->private_key;
+        }
         if (partner->private_key == NULL
             || !(EVP_PKEY_is_a(partner->private_key, "RSA")
                  || (EVP_PKEY_is_a(partner->private_key, "EC")

@@ -225,6 +225,7 @@ char *ngx_http_fhir_auth_check(ngx_conf_t *cf,
     ngx_http_fhir_main_conf_t *fmcf);
 ngx_int_t ngx_http_fhir_authenticate(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx);
+void ngx_http_fhir_auth_exit_process(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_http_fhir_session_zone(ngx_conf_t *cf,
     ngx_http_fhir_main_conf_t *fmcf);
