@@ -23,7 +23,7 @@ find(sub {
     my $p = $File::Find::name;
     return if $p =~ m{/logs/(audit\.log|tampered-[^/]*\.log)} ;   # the audit trail and its copies
     return if $p =~ m{/secrets/|/conf/};                           # keys and configuration
-    push @temp, $p if $p =~ m{/tmp/};
+    push @temp, $p if $p =~ m{^\Q$root\E/[^/]+/tmp/};
     push @files, $p;
 }, @prefixes);
 

@@ -1,11 +1,14 @@
 /*
- * libFuzzer target: request translation (path and query) and the batch
- * translator, with the first byte choosing the partner's version.
+ * libFuzzer target: request translation (path and query), the batch
+ * translator, and the parser of search parameters and form bodies (Patient
+ * POST _search) that the audit trail uses, with the first byte choosing the
+ * partner's version.
  */
 
 #include <string.h>
 
 #include "fhir_request.h"
+#include "fhir_audit.h"
 
 
 int
@@ -33,6 +36,13 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     out.len = 0;
     fhir_batch_translate(v, (const char *) data, size, 32, &out, err,
                          sizeof(err));
+
+    {
+        fhir_audit_what_t  w;
+
+        fhir_audit_classify(v == FHIR_DSTU2, (const char *) data, n,
+                            q ? q + 1 : "", q ? size - n - 1 : 0, &w);
+    }
 
     fhir_buf_free(&out);
     return 0;
