@@ -327,7 +327,7 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
 {
     u_char          *b64;
     size_t           n, k;
-    fj_node_t       *r, *m;
+    fj_node_t       *r;
     fj_arena_t       arena;
     const char      *err, *code, *outcome;
     fj_node_t       *event, *oc, *patient, *type, *id, *query, *client;
@@ -432,8 +432,6 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
             if (b64 == NULL) {
                 goto failed;
             }
-            m = NULL;
-            (void) m;
             n = EVP_EncodeBlock(b64, (u_char *) query->raw, query->raw_len);
             if (!((k == 0 || PUT(",")) && PUT("{\"type\":{\"system\":\"http://"
                       "terminology.hl7.org/CodeSystem/audit-entity-type\","

@@ -446,9 +446,8 @@ ngx_http_fhir_fetch_thread(void *data, ngx_log_t *log)
 /* back in the event loop */
 
 static void
-ngx_http_fhir_fetch_fail(ngx_http_fhir_zone_t *z, ngx_http_fhir_slot_t *s,
-    ngx_http_fhir_fetch_t *f, ngx_uint_t status, time_t hold,
-    const char *fmt, ...)
+ngx_http_fhir_fetch_fail(ngx_http_fhir_slot_t *s, ngx_http_fhir_fetch_t *f,
+    ngx_uint_t status, time_t hold, const char *fmt, ...)
 {
     u_char   *p;
     va_list   args;
@@ -489,10 +488,10 @@ ngx_http_fhir_fetch_done(ngx_event_t *ev)
 
         if (f->stage_failed == 1) {
             if (f->meta_status) {
-                ngx_http_fhir_fetch_fail(z, s, f, NGX_HTTP_BAD_GATEWAY, 5,
+                ngx_http_fhir_fetch_fail(s, f, NGX_HTTP_BAD_GATEWAY, 5,
                     "metadata answered HTTP %l", f->meta_status);
             } else {
-                ngx_http_fhir_fetch_fail(z, s, f, NGX_HTTP_BAD_GATEWAY, 5,
+                ngx_http_fhir_fetch_fail(s, f, NGX_HTTP_BAD_GATEWAY, 5,
                     "metadata could not be fetched: %s", f->curl_error);
             }
             goto done;
@@ -502,7 +501,7 @@ ngx_http_fhir_fetch_done(ngx_event_t *ev)
                                                  &v);
         if (v == FHIR_VERSION_UNKNOWN) {
             free(found);
-            ngx_http_fhir_fetch_fail(z, s, f, NGX_HTTP_BAD_GATEWAY, 30,
+            ngx_http_fhir_fetch_fail(s, f, NGX_HTTP_BAD_GATEWAY, 30,
                 "the conformance statement is malformed or of an unknown "
                 "FHIR version (DSTU2 1.0.x, STU3 3.0.x and R4 4.0.x are "
                 "served)");
@@ -527,12 +526,12 @@ ngx_http_fhir_fetch_done(ngx_event_t *ev)
 
         if (f->stage_failed == 2) {
             if (f->token_status == 0) {
-                ngx_http_fhir_fetch_fail(z, s, f,
+                ngx_http_fhir_fetch_fail(s, f,
                     NGX_HTTP_SERVICE_UNAVAILABLE, 5,
                     "the token endpoint could not be reached: %s",
                     f->curl_error);
             } else {
-                ngx_http_fhir_fetch_fail(z, s, f,
+                ngx_http_fhir_fetch_fail(s, f,
                     NGX_HTTP_SERVICE_UNAVAILABLE, 5,
                     "the token endpoint answered HTTP %l", f->token_status);
             }
@@ -549,7 +548,7 @@ ngx_http_fhir_fetch_done(ngx_event_t *ev)
             || (ttl && !cJSON_IsNumber(ttl)))
         {
             cJSON_Delete(doc);
-            ngx_http_fhir_fetch_fail(z, s, f, NGX_HTTP_SERVICE_UNAVAILABLE, 5,
+            ngx_http_fhir_fetch_fail(s, f, NGX_HTTP_SERVICE_UNAVAILABLE, 5,
                 "the token endpoint's answer is malformed (no access_token)");
             goto done;
         }

@@ -232,10 +232,6 @@ fhir_rewrite_url(fhir_conv_t *c, const char *in, size_t len,
         return 0;
     }
 
-    if (!based && (type != rest)) {
-        /* a relative URL written as "/Type/id": keep the slash */
-    }
-
     to_len = to ? strlen(to) : n;
 
     p = fj_alloc(c->arena, (based ? c->public_base_len : 0) + rest_len
