@@ -27,15 +27,51 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
+/*
+ * The memory of a finished conversion (its stream, arena and output
+ * buffer) is kept for the next one in this worker: a Bundle of some
+ * hundred KB would otherwise cost page faults on every request.
+ */
+#define NGX_HTTP_FHIR_SPARES      8
+#define NGX_HTTP_FHIR_SPARE_MAX   (1024 * 1024)
+
+typedef struct {
+    fhir_stream_t  *stream;
+    fj_arena_t      arena;
+    fhir_buf_t      pending;
+} ngx_http_fhir_spare_t;
+
+static ngx_http_fhir_spare_t  ngx_http_fhir_spares[NGX_HTTP_FHIR_SPARES];
+static ngx_uint_t             ngx_http_fhir_nspares;
+
+
 static void
 ngx_http_fhir_cleanup(void *data)
 {
     ngx_http_fhir_ctx_t  *ctx = data;
 
-    fhir_stream_destroy(ctx->stream);
+    ngx_http_fhir_spare_t  *sp;
+
+    if (ctx->stream && ngx_http_fhir_nspares < NGX_HTTP_FHIR_SPARES
+        && ctx->pending.cap <= NGX_HTTP_FHIR_SPARE_MAX
+        && ctx->arena.used <= NGX_HTTP_FHIR_SPARE_MAX)
+    {
+        sp = &ngx_http_fhir_spares[ngx_http_fhir_nspares++];
+        sp->stream = ctx->stream;
+        fj_arena_reset(&ctx->arena);
+        sp->arena = ctx->arena;
+        sp->pending = ctx->pending;
+        sp->pending.len = 0;
+
+    } else {
+        fhir_stream_destroy(ctx->stream);
+        fj_arena_free(&ctx->arena);
+        fhir_buf_free(&ctx->pending);
+    }
+
     ctx->stream = NULL;
-    fj_arena_free(&ctx->arena);
-    fhir_buf_free(&ctx->pending);
+    ngx_memzero(&ctx->arena, sizeof(fj_arena_t));
+    ngx_memzero(&ctx->pending, sizeof(fhir_buf_t));
 }
 
 
@@ -315,10 +351,22 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     ctx->conv.observe = ngx_http_fhir_audit_observe;
     ctx->conv.observe_data = r;
 
-    ctx->stream = fhir_stream_create(&ctx->conv, flcf->max_resource,
-                                     flcf->max_depth);
-    if (ctx->stream == NULL) {
-        return NGX_ERROR;
+    if (ngx_http_fhir_nspares) {
+        ngx_http_fhir_spare_t  *sp;
+
+        sp = &ngx_http_fhir_spares[--ngx_http_fhir_nspares];
+        ctx->arena = sp->arena;
+        ctx->pending = sp->pending;
+        ctx->stream = sp->stream;
+        fhir_stream_reset(ctx->stream, &ctx->conv);
+        fhir_stream_limits(ctx->stream, flcf->max_resource, flcf->max_depth);
+
+    } else {
+        ctx->stream = fhir_stream_create(&ctx->conv, flcf->max_resource,
+                                         flcf->max_depth);
+        if (ctx->stream == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     ctx->last_out = &ctx->out;

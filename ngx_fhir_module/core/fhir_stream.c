@@ -87,6 +87,35 @@ fhir_stream_create(fhir_conv_t *conv, size_t max_resource, unsigned max_depth)
 
 
 void
+fhir_stream_limits(fhir_stream_t *s, size_t max_resource, unsigned max_depth)
+{
+    s->max_resource = max_resource;
+    s->max_depth = max_depth;
+}
+
+
+void
+fhir_stream_reset(fhir_stream_t *s, fhir_conv_t *conv)
+{
+    fhir_buf_t  key = s->key, obj = s->obj, cap = s->cap;
+    size_t      max_resource = s->max_resource;
+    unsigned    max_depth = s->max_depth;
+
+    memset(s, 0, sizeof(fhir_stream_t));
+
+    s->conv = conv;
+    s->max_resource = max_resource;
+    s->max_depth = max_depth;
+    s->key = key;
+    s->obj = obj;
+    s->cap = cap;
+    s->key.len = 0;
+    s->obj.len = 0;
+    s->cap.len = 0;
+}
+
+
+void
 fhir_stream_destroy(fhir_stream_t *s)
 {
     if (s == NULL) {

@@ -21,6 +21,13 @@ typedef struct fhir_stream_s  fhir_stream_t;
 fhir_stream_t *fhir_stream_create(fhir_conv_t *conv, size_t max_resource,
     unsigned max_depth);
 
+/* sets the limits (a reused stream may serve another location) */
+void fhir_stream_limits(fhir_stream_t *s, size_t max_resource,
+    unsigned max_depth);
+
+/* starts over on a new document, keeping the memory it has (for reuse) */
+void fhir_stream_reset(fhir_stream_t *s, fhir_conv_t *conv);
+
 /* appends the converted output for these bytes (possibly none) to out */
 int fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
     fhir_buf_t *out);

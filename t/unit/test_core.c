@@ -511,6 +511,47 @@ test_conversions(void)
 }
 
 
+/* a stream reset after a document (or a failure) converts the next one as a
+ * new stream would: the module reuses streams within a worker */
+static void
+test_reuse(void)
+{
+    const char     *a = "{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":"
+                        "{\"resourceType\":\"Patient\",\"id\":\"1\"}}]}";
+    const char     *bad = "{\"resourceType\":\"Patient\",\"id\":";
+    const char     *b = "{\"resourceType\":\"Condition\",\"patient\":{}}";
+    fhir_conv_t     conv;
+    fj_arena_t      arena = { NULL, 0 };
+    fhir_stream_t  *s;
+    fhir_buf_t      out = { NULL, 0, 0 };
+
+    memset(&conv, 0, sizeof(conv));
+    conv.from = FHIR_DSTU2;
+    conv.arena = &arena;
+
+    s = fhir_stream_create(&conv, 1 << 20, 64);
+    CHECK(fhir_stream_feed(s, a, strlen(a), &out) == 0
+          && fhir_stream_finish(s, &out) == 0, "reuse: first document");
+
+    fhir_stream_reset(s, &conv);
+    out.len = 0;
+    CHECK(fhir_stream_feed(s, bad, strlen(bad), &out) == 0
+          && fhir_stream_finish(s, &out) != 0, "reuse: a truncated document fails");
+
+    fhir_stream_reset(s, &conv);
+    out.len = 0;
+    CHECK(fhir_stream_feed(s, b, strlen(b), &out) == 0
+          && fhir_stream_finish(s, &out) == 0, "reuse: after a failure, a new one");
+    fhir_buf_append(&out, "", 1);
+    CHECK(strcmp(out.data, conv_str(b, FHIR_DSTU2)) == 0,
+          "reuse: same bytes as a fresh stream: %s", out.data);
+
+    fhir_stream_destroy(s);
+    fj_arena_free(&arena);
+    fhir_buf_free(&out);
+}
+
+
 static void
 test_request(void)
 {
@@ -635,6 +676,7 @@ main(int argc, char **argv)
     test_errors();
     test_conversions();
     test_request();
+    test_reuse();
     test_oo();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
