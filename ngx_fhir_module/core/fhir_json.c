@@ -16,7 +16,7 @@
 /* buffers */
 
 int
-fhir_buf_reserve(fhir_buf_t *b, size_t extra)
+fhir_buf_grow(fhir_buf_t *b, size_t extra)
 {
     size_t  cap;
     char   *p;
@@ -775,16 +775,13 @@ fj_str_is(const fj_node_t *n, const char *s)
 
 
 fj_node_t *
-fj_get(const fj_node_t *obj, const char *key)
+fj_getn(const fj_node_t *obj, const char *key, size_t len)
 {
     fj_node_t  *m;
-    size_t      len;
 
     if (obj == NULL || obj->type != FJ_OBJECT) {
         return NULL;
     }
-
-    len = strlen(key);
 
     for (m = obj->child; m; m = m->next) {
         if (m->key_len == len && m->key[0] == key[0]
@@ -808,16 +805,13 @@ fj_get_str(const fj_node_t *obj, const char *key)
 
 
 fj_node_t *
-fj_detach(fj_node_t *parent, const char *key)
+fj_detachn(fj_node_t *parent, const char *key, size_t len)
 {
     fj_node_t  **pp, *m;
-    size_t       len;
 
     if (parent == NULL || parent->type != FJ_OBJECT) {
         return NULL;
     }
-
-    len = strlen(key);
 
     for (pp = &parent->child; *pp; pp = &(*pp)->next) {
         m = *pp;

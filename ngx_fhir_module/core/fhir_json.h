@@ -9,6 +9,7 @@
 #define FHIR_JSON_H
 
 #include <stddef.h>
+#include <string.h>
 
 /* a growable byte buffer */
 typedef struct {
@@ -17,7 +18,14 @@ typedef struct {
     size_t   cap;
 } fhir_buf_t;
 
-int  fhir_buf_reserve(fhir_buf_t *b, size_t extra);
+int  fhir_buf_grow(fhir_buf_t *b, size_t extra);
+
+/* room for extra more bytes; the common case costs a comparison */
+static inline int
+fhir_buf_reserve(fhir_buf_t *b, size_t extra)
+{
+    return b->len + extra <= b->cap ? 0 : fhir_buf_grow(b, extra);
+}
 int  fhir_buf_append(fhir_buf_t *b, const void *p, size_t n);
 int  fhir_buf_puts(fhir_buf_t *b, const char *s);
 void fhir_buf_free(fhir_buf_t *b);
@@ -97,9 +105,13 @@ int fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first);
 /* tree helpers; keys and literal strings are plain ASCII C strings */
 int        fj_key_is(const fj_node_t *member, const char *key);
 int        fj_str_is(const fj_node_t *n, const char *s);
-fj_node_t *fj_get(const fj_node_t *obj, const char *key);
+fj_node_t *fj_getn(const fj_node_t *obj, const char *key, size_t len);
 fj_node_t *fj_get_str(const fj_node_t *obj, const char *key);
-fj_node_t *fj_detach(fj_node_t *obj, const char *key);
+fj_node_t *fj_detachn(fj_node_t *obj, const char *key, size_t len);
+
+/* with a literal key the compiler measures it: no strlen at run time */
+#define fj_get(obj, key)     fj_getn((obj), (key), strlen(key))
+#define fj_detach(obj, key)  fj_detachn((obj), (key), strlen(key))
 void       fj_rename(fj_node_t *member, const char *key);
 void       fj_append(fj_node_t *parent, fj_node_t *child);
 void       fj_insert_after(fj_node_t *parent, fj_node_t *after,
