@@ -306,6 +306,7 @@ void
 ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
 {
     fhir_buf_free(&ngx_http_fhir_line);
+    fhir_audit_chain_free(&ngx_http_fhir_chain);
 
     if (ngx_http_fhir_syslog_fd != (ngx_socket_t) -1) {
         ngx_close_socket(ngx_http_fhir_syslog_fd);
@@ -685,10 +686,10 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_str_t *batch_id, ngx_http_fhir_audit_entry_t *e, const char *outcome,
     ngx_uint_t status)
 {
-    ngx_int_t   rc;
-    fhir_buf_t  rec;
+    ngx_int_t          rc;
+    static fhir_buf_t  rec;     /* per worker, reused record by record */
 
-    ngx_memzero(&rec, sizeof(fhir_buf_t));
+    rec.len = 0;
 
     if (e && e->patient[0] && w->patient[0] == '\0') {
         ngx_cpystrn((u_char *) w->patient, (u_char *) e->patient,
@@ -732,7 +733,6 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         rc = ngx_http_fhir_audit_emit(acf, r->connection->log, &rec);
     }
 
-    fhir_buf_free(&rec);
     return rc;
 }
 

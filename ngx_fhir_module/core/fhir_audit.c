@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -258,6 +259,12 @@ fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json, size_t len)
 void
 fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key, size_t key_len)
 {
+    EVP_MAC      *mac;
+    EVP_MAC_CTX  *ctx = NULL;
+    OSSL_PARAM    params[2];
+    char          digest[] = "SHA256";
+
+    fhir_audit_chain_free(c);
     memset(c, 0, sizeof(*c));
 
     if (key_len > sizeof(c->key)) {
@@ -268,6 +275,62 @@ fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key, size_t key_len)
     c->key_len = key_len;
     memset(c->prev, '0', FHIR_AUDIT_HMAC_HEX);
     c->prev[FHIR_AUDIT_HMAC_HEX] = '\0';
+
+    /* the key schedule once; each record works on a copy */
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac) {
+        ctx = EVP_MAC_CTX_new(mac);
+        EVP_MAC_free(mac);
+    }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (ctx && EVP_MAC_init(ctx, c->key, c->key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    c->mac = ctx;
+}
+
+
+void
+fhir_audit_chain_free(fhir_audit_chain_t *c)
+{
+    EVP_MAC_CTX_free(c->mac);
+    c->mac = NULL;
+}
+
+
+static int
+fhir_audit_chain_hmac(fhir_audit_chain_t *c, const void *data, size_t len,
+    char *hex)
+{
+    static const char  digits[] = "0123456789abcdef";
+    unsigned char      md[EVP_MAX_MD_SIZE];
+    size_t             md_len = 0, i;
+    EVP_MAC_CTX       *ctx;
+    int                ok;
+
+    if (c->mac == NULL) {
+        return fhir_audit_hmac(c->key, c->key_len, data, len, hex);
+    }
+
+    ctx = EVP_MAC_CTX_dup(c->mac);
+    ok = ctx && EVP_MAC_update(ctx, data, len) == 1
+         && EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1;
+    EVP_MAC_CTX_free(ctx);
+
+    if (!ok) {
+        return -1;
+    }
+
+    for (i = 0; i < md_len; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xf];
+    }
+
+    hex[2 * md_len] = '\0';
+    return 0;
 }
 
 
@@ -313,7 +376,7 @@ fhir_audit_seal_ext(fhir_audit_chain_t *c, fhir_buf_t *b,
         return -1;
     }
 
-    if (fhir_audit_hmac(c->key, c->key_len, b->data, b->len, hex) != 0) {
+    if (fhir_audit_chain_hmac(c, b->data, b->len, hex) != 0) {
         return -1;
     }
 

@@ -38,11 +38,13 @@ typedef struct {
     size_t               key_len;
     unsigned long long   seq;
     char                 prev[FHIR_AUDIT_HMAC_HEX + 1];
+    void                *mac;          /* an HMAC context keyed once */
 } fhir_audit_chain_t;
 
 /* a new chain: seq 0, prev = 64 zeros */
 void fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key,
     size_t key_len);
+void fhir_audit_chain_free(fhir_audit_chain_t *c);
 
 /* record building: {"name":value,... without the closing brace */
 int fhir_audit_str(fhir_buf_t *b, const char *name, const char *v,
