@@ -12,6 +12,9 @@
 #include "fhir_audit.h"
 
 
+static void fhir_audit_hex(const unsigned char *md, size_t len, char *hex);
+
+
 static const struct {
     const char  *type;
     const char  *search;
@@ -305,9 +308,8 @@ static int
 fhir_audit_chain_hmac(fhir_audit_chain_t *c, const void *data, size_t len,
     char *hex)
 {
-    static const char  digits[] = "0123456789abcdef";
     unsigned char      md[EVP_MAX_MD_SIZE];
-    size_t             md_len = 0, i;
+    size_t             md_len = 0;
     EVP_MAC_CTX       *ctx;
     int                ok;
 
@@ -324,13 +326,23 @@ fhir_audit_chain_hmac(fhir_audit_chain_t *c, const void *data, size_t len,
         return -1;
     }
 
-    for (i = 0; i < md_len; i++) {
+    fhir_audit_hex(md, md_len, hex);
+    return 0;
+}
+
+
+static void
+fhir_audit_hex(const unsigned char *md, size_t len, char *hex)
+{
+    static const char  digits[] = "0123456789abcdef";
+    size_t             i;
+
+    for (i = 0; i < len; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 0xf];
     }
 
-    hex[2 * md_len] = '\0';
-    return 0;
+    hex[2 * len] = '\0';
 }
 
 
@@ -338,9 +350,8 @@ int
 fhir_audit_hmac(const void *key, size_t key_len, const void *data, size_t len,
     char *hex)
 {
-    static const char  digits[] = "0123456789abcdef";
-    unsigned char      md[EVP_MAX_MD_SIZE];
-    unsigned int       md_len, i;
+    unsigned char  md[EVP_MAX_MD_SIZE];
+    unsigned int   md_len;
 
     if (HMAC(EVP_sha256(), key, (int) key_len, data, len, md, &md_len)
         == NULL)
@@ -348,12 +359,7 @@ fhir_audit_hmac(const void *key, size_t key_len, const void *data, size_t len,
         return -1;
     }
 
-    for (i = 0; i < md_len; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0xf];
-    }
-
-    hex[2 * md_len] = '\0';
+    fhir_audit_hex(md, md_len, hex);
     return 0;
 }
 
