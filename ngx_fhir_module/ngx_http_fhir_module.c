@@ -258,89 +258,93 @@ static ngx_int_t
 ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    ngx_str_t             *s;
-    const char            *name;
-    ngx_http_fhir_ctx_t   *ctx;
+    ngx_str_t             val;
+    const char           *name;
+    ngx_http_fhir_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
-    if (ctx && ctx->authenticated
-        && (data == NGX_HTTP_FHIR_VAR_TENANT
-            || data == NGX_HTTP_FHIR_VAR_SUBJECT
-            || data == NGX_HTTP_FHIR_VAR_CLIENT_ID))
-    {
-        name = data == NGX_HTTP_FHIR_VAR_TENANT ? ctx->claims.tenant
-               : data == NGX_HTTP_FHIR_VAR_SUBJECT ? ctx->claims.sub
-               : ctx->claims.client_id;
-        v->len = ngx_strlen(name);
-        v->data = (u_char *) name;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = (v->len == 0);
-        return NGX_OK;
-    }
+    val.len = 0;
+    val.data = NULL;
+    name = NULL;
 
-    if (ctx == NULL || ctx->partner == NULL
-        || data == NGX_HTTP_FHIR_VAR_TENANT
-        || data == NGX_HTTP_FHIR_VAR_SUBJECT
-        || data == NGX_HTTP_FHIR_VAR_CLIENT_ID)
-    {
+    if (ctx == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
     switch ((ngx_http_fhir_var_e) data) {
 
+    /* the caller's claims */
+
+    case NGX_HTTP_FHIR_VAR_TENANT:
+        name = ctx->authenticated ? ctx->claims.tenant : NULL;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_SUBJECT:
+        name = ctx->authenticated ? ctx->claims.sub : NULL;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_CLIENT_ID:
+        name = ctx->authenticated ? ctx->claims.client_id : NULL;
+        break;
+
+    /* the partner of the request */
+
     case NGX_HTTP_FHIR_VAR_PARTNER:
-        s = &ctx->partner->name;
+        if (ctx->partner) {
+            val = ctx->partner->name;
+        }
         break;
 
     case NGX_HTTP_FHIR_VAR_UPSTREAM_URL:
-        s = &ctx->upstream_url;
+        val = ctx->upstream_url;
         break;
 
     case NGX_HTTP_FHIR_VAR_AUTHORIZATION:
-        s = &ctx->partner_auth;
+        val = ctx->partner_auth;
+        break;
+
+    case NGX_HTTP_FHIR_VAR_VERSION:
+        name = ctx->partner ? fhir_version_name(ctx->version) : NULL;
         break;
 
     case NGX_HTTP_FHIR_VAR_CONTENT_TYPE:
         /* a FHIR JSON body goes in the partner's mime type; a form as is */
-        if (r->headers_in.content_type == NULL) {
-            v->not_found = 1;
-            return NGX_OK;
+        if (ctx->partner == NULL || r->headers_in.content_type == NULL) {
+            break;
         }
-        s = &r->headers_in.content_type->value;
-        if (ngx_strlcasestrn(s->data, s->data + s->len, (u_char *) "json",
+        val = r->headers_in.content_type->value;
+        if (ngx_strlcasestrn(val.data, val.data + val.len, (u_char *) "json",
                              4 - 1)
             == NULL)
         {
             break;
         }
+        val.len = 0;
         /* fall through */
 
     case NGX_HTTP_FHIR_VAR_ACCEPT:
         /* the partner version's JSON mime type */
-        name = ctx->version == FHIR_DSTU2 ? "application/json+fhir"
-                                                   : "application/fhir+json";
-        v->len = ngx_strlen(name);
-        v->data = (u_char *) name;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
-        return NGX_OK;
+        if (ctx->partner) {
+            name = ctx->version == FHIR_DSTU2 ? "application/json+fhir"
+                                              : "application/fhir+json";
+        }
+        break;
+    }
 
-    default: /* NGX_HTTP_FHIR_VAR_VERSION */
-        name = fhir_version_name(ctx->version);
-        v->len = ngx_strlen(name);
-        v->data = (u_char *) name;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
+    if (name) {
+        val.data = (u_char *) name;
+        val.len = ngx_strlen(name);
+    }
+
+    if (val.len == 0) {
+        v->not_found = 1;
         return NGX_OK;
     }
 
-    v->len = s->len;
-    v->data = s->data;
+    v->len = val.len;
+    v->data = val.data;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;

@@ -102,82 +102,57 @@ find_hmac(const char *line, size_t len)
 
 
 /* the seal's seq and prev: top level (JSON lines) or in the extension */
-static int
-seal_fields(cJSON *rec, double *seq, const char **prev)
+/*
+ * A seal field: a top-level member of a JSON-lines record, or, in an
+ * AuditEvent, the value of the sub-extension of that name inside the
+ * urn:ngx-fhir:audit-seal extension.
+ */
+static cJSON *
+seal_field(cJSON *rec, const char *name, const char *value_key)
 {
-    cJSON  *s, *p, *ext, *e, *sub, *x, *url;
+    cJSON  *v, *e, *x, *url;
 
-    s = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-    p = cJSON_GetObjectItemCaseSensitive(rec, "prev");
-
-    if (cJSON_IsNumber(s) && cJSON_IsString(p)) {
-        *seq = s->valuedouble;
-        *prev = p->valuestring;
-        return 0;
+    v = cJSON_GetObjectItemCaseSensitive(rec, name);
+    if (v) {
+        return v;
     }
 
-    ext = cJSON_GetObjectItemCaseSensitive(rec, "extension");
-    cJSON_ArrayForEach(e, ext) {
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(rec, "extension")) {
         url = cJSON_GetObjectItemCaseSensitive(e, "url");
         if (!cJSON_IsString(url)
             || strcmp(url->valuestring, "urn:ngx-fhir:audit-seal") != 0)
         {
             continue;
         }
-        s = p = NULL;
-        sub = cJSON_GetObjectItemCaseSensitive(e, "extension");
-        cJSON_ArrayForEach(x, sub) {
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(e, "extension")) {
             url = cJSON_GetObjectItemCaseSensitive(x, "url");
-            if (!cJSON_IsString(url)) {
-                continue;
-            }
-            if (strcmp(url->valuestring, "seq") == 0) {
-                s = cJSON_GetObjectItemCaseSensitive(x, "valueInteger");
-            } else if (strcmp(url->valuestring, "prev") == 0) {
-                p = cJSON_GetObjectItemCaseSensitive(x, "valueString");
-            }
-        }
-        if (cJSON_IsNumber(s) && cJSON_IsString(p)) {
-            *seq = s->valuedouble;
-            *prev = p->valuestring;
-            return 0;
-        }
-    }
-
-    return -1;
-}
-
-
-static const char *
-chain_id(cJSON *rec)
-{
-    cJSON  *c, *ext, *e, *url, *sub, *x;
-
-    c = cJSON_GetObjectItemCaseSensitive(rec, "chain");
-    if (cJSON_IsString(c)) {
-        return c->valuestring;
-    }
-
-    ext = cJSON_GetObjectItemCaseSensitive(rec, "extension");
-    cJSON_ArrayForEach(e, ext) {
-        url = cJSON_GetObjectItemCaseSensitive(e, "url");
-        if (!cJSON_IsString(url)
-            || strcmp(url->valuestring, "urn:ngx-fhir:audit-seal") != 0)
-        {
-            continue;
-        }
-        sub = cJSON_GetObjectItemCaseSensitive(e, "extension");
-        cJSON_ArrayForEach(x, sub) {
-            url = cJSON_GetObjectItemCaseSensitive(x, "url");
-            if (cJSON_IsString(url) && strcmp(url->valuestring, "chain") == 0)
-            {
-                c = cJSON_GetObjectItemCaseSensitive(x, "valueString");
-                return cJSON_IsString(c) ? c->valuestring : NULL;
+            if (cJSON_IsString(url) && strcmp(url->valuestring, name) == 0) {
+                return cJSON_GetObjectItemCaseSensitive(x, value_key);
             }
         }
     }
 
     return NULL;
+}
+
+
+static int
+seal_fields(cJSON *rec, double *seq, const char **prev, const char **chain)
+{
+    cJSON  *s, *p, *c;
+
+    s = seal_field(rec, "seq", "valueInteger");
+    p = seal_field(rec, "prev", "valueString");
+    c = seal_field(rec, "chain", "valueString");
+
+    if (!cJSON_IsNumber(s) || !cJSON_IsString(p) || !cJSON_IsString(c)) {
+        return -1;
+    }
+
+    *seq = s->valuedouble;
+    *prev = p->valuestring;
+    *chain = c->valuestring;
+    return 0;
 }
 
 
@@ -246,8 +221,8 @@ main(int argc, char **argv)
             at = find_hmac(line, len);
             rec = cJSON_ParseWithLength(line, len);
 
-            if (at < 0 || rec == NULL || seal_fields(rec, &seqd, &prev) != 0
-                || (id = chain_id(rec)) == NULL)
+            if (at < 0 || rec == NULL
+                || seal_fields(rec, &seqd, &prev, &id) != 0)
             {
                 return fail(argv[i], lineno, "not a sealed audit record "
                             "(edited or truncated)%s", "", 0, 0);
