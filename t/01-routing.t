@@ -44,7 +44,8 @@ for my $p (qw(redox datica infor dapasoft)) {
 }
 
 # path routing errors, on a gateway without caller authentication
-my $open = start_gateway(name => 'routing-open', env => { AUTH => 'off' });
+my $open = start_gateway(name => 'routing-open', env => { AUTH => 'off' },
+                        extra_http => "fhir_public_url https://fhir.hospital.example/fhir;\n");
 {
     my $pfx = $open->prefix;
     my $t = `$FhirTest::NGINX -t -p $pfx -c $pfx/conf/nginx.conf 2>&1`;
@@ -62,6 +63,17 @@ my $open = start_gateway(name => 'routing-open', env => { AUTH => 'off' });
     is($j->{resourceType}, 'OperationOutcome', '404 body is an OperationOutcome');
     is($j->{issue}[0]{code}, 'not-found', 'issue code not-found');
     is($r->{headers}{'cache-control'}, 'no-store', '404 has no-store');
+}
+
+# behind a load balancer: links and fullUrls use fhir_public_url
+{
+    my $r = http_get($open->url . "/fhir/datica/Observation?patient=smart-1288992&_count=2");
+    my $b = json_of($r);
+    like($b->{entry}[0]{fullUrl}, qr{^https://fhir\.hospital\.example/fhir/datica/Observation/},
+         'fhir_public_url: fullUrl on the public base');
+    my ($next) = grep { $_->{relation} eq 'next' } @{ $b->{link} };
+    like($next->{url}, qr{^https://fhir\.hospital\.example/fhir/datica/Observation\?},
+         'fhir_public_url: next link on the public base');
 }
 
 # no partner at all in the path
