@@ -180,7 +180,6 @@ typedef struct {
     unsigned                   authenticated:1;
     unsigned                   routed:1;
     unsigned                   session_ready:1;
-    unsigned                   waiting:1;
     unsigned                   batch:1;
     unsigned                   search_form:1;
     unsigned                   aborted:1;

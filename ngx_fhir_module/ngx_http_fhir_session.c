@@ -781,9 +781,10 @@ ngx_http_fhir_session_check(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         }
         ngx_shmtx_lock(&z->shpool->mutex);
         ngx_cpystrn(t, s->error, sizeof(s->error));
+        /* the failure is remembered until then: come back after it */
+        ctx->retry_after = s->error_until > now ? s->error_until - now : 1;
         ngx_shmtx_unlock(&z->shpool->mutex);
         ngx_http_fhir_set_error(r, ctx, rc, (char *) t);
-        ctx->retry_after = 5;
     }
 
     return rc;
@@ -833,7 +834,6 @@ ngx_http_fhir_session(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         ctx->wait_start = ngx_current_msec;
     }
 
-    ctx->waiting = 1;
     ctx->wait.cancelable = 1;
     ngx_add_timer(&ctx->wait, NGX_HTTP_FHIR_POLL);
 
@@ -852,7 +852,6 @@ ngx_http_fhir_session_poll(ngx_event_t *ev)
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
     /* the phases resume in the access handler, which asks again */
-    ctx->waiting = 0;
 
     if (ngx_current_msec - ctx->wait_start
         > 2 * ctx->partner->timeout + 2000)
