@@ -64,7 +64,7 @@ struct fhir_stream_s {
 };
 
 
-static int fhir_stream_fail(fhir_stream_t *s, const char *fmt, const char *a);
+static int fhir_stream_fail(fhir_stream_t *s, const char *msg);
 
 
 fhir_stream_t *
@@ -158,11 +158,8 @@ fhir_stream_offset(const fhir_stream_t *s)
 
 
 static int
-fhir_stream_fail(fhir_stream_t *s, const char *fmt, const char *a)
+fhir_stream_fail(fhir_stream_t *s, const char *msg)
 {
-    char  msg[200];
-
-    snprintf(msg, sizeof(msg), fmt, a ? a : "");
     snprintf(s->err, sizeof(s->err), "%s at byte %llu", msg, s->offset);
     s->state = ST_FAILED;
     return FHIR_STREAM_ERROR;
@@ -253,7 +250,7 @@ fhir_stream_capture(fhir_stream_t *s, const char *p, size_t len, int *done)
         case ']':
             if (s->depth == 0) {
                 s->offset += (unsigned long long) (q - p);
-                fhir_stream_fail(s, "unexpected '%s'", q[0] == '}' ? "}" : "]");
+                fhir_stream_fail(s, q[0] == '}' ? "unexpected '}'" : "unexpected ']'");
                 return (size_t) -1;
             }
             if (--s->depth == 0) {
@@ -283,7 +280,7 @@ copy:
     }
 
     if (fhir_buf_append(&s->cap, p, n) != 0) {
-        fhir_stream_fail(s, "out of memory%s", NULL);
+        fhir_stream_fail(s, "out of memory");
         return (size_t) -1;
     }
 
@@ -357,11 +354,11 @@ static int
 fhir_stream_members(fhir_stream_t *s, fj_node_t **obj)
 {
     if (s->obj.len == 0 && fhir_buf_append(&s->obj, "{", 1) != 0) {
-        return fhir_stream_fail(s, "out of memory%s", NULL);
+        return fhir_stream_fail(s, "out of memory");
     }
 
     if (fhir_buf_append(&s->obj, "}", 1) != 0) {
-        return fhir_stream_fail(s, "out of memory%s", NULL);
+        return fhir_stream_fail(s, "out of memory");
     }
 
     return fhir_stream_parse(s, s->obj.data, s->obj.len, obj);
@@ -382,14 +379,14 @@ fhir_stream_open_entries(fhir_stream_t *s, fhir_buf_t *out)
     }
 
     if (fhir_convert_bundle_head(s->conv, head) != 0) {
-        return fhir_stream_fail(s, "%s", s->conv->err);
+        return fhir_stream_fail(s, s->conv->err);
     }
 
     if (fhir_buf_append(out, "{", 1) != 0
         || fj_write_members(out, head, &first) != 0
         || fhir_buf_puts(out, first ? "\"entry\":[" : ",\"entry\":[") != 0)
     {
-        return fhir_stream_fail(s, "out of memory%s", NULL);
+        return fhir_stream_fail(s, "out of memory");
     }
 
     s->obj.len = 0;
@@ -402,11 +399,11 @@ static int
 fhir_stream_convert_entry(fhir_stream_t *s, fj_node_t *entry, fhir_buf_t *out)
 {
     if (entry->type != FJ_OBJECT) {
-        return fhir_stream_fail(s, "Bundle entry is not an object%s", NULL);
+        return fhir_stream_fail(s, "Bundle entry is not an object");
     }
 
     if (fhir_convert_entry(s->conv, entry) != 0) {
-        return fhir_stream_fail(s, "%s", s->conv->err);
+        return fhir_stream_fail(s, s->conv->err);
     }
 
     if (s->conv->observe) {
@@ -416,7 +413,7 @@ fhir_stream_convert_entry(fhir_stream_t *s, fj_node_t *entry, fhir_buf_t *out)
     if ((s->entries && fhir_buf_append(out, ",", 1) != 0)
         || fj_write(out, entry) != 0)
     {
-        return fhir_stream_fail(s, "out of memory%s", NULL);
+        return fhir_stream_fail(s, "out of memory");
     }
 
     s->entries++;
@@ -511,22 +508,21 @@ fhir_stream_close(fhir_stream_t *s, fhir_buf_t *out)
     if (s->streamed) {
         /* members after the entry array */
         if (fhir_convert_bundle_head(s->conv, obj) != 0) {
-            return fhir_stream_fail(s, "%s", s->conv->err);
+            return fhir_stream_fail(s, s->conv->err);
         }
         first = 0;
         if (fj_write_members(out, obj, &first) != 0
             || fhir_buf_append(out, "}", 1) != 0)
         {
-            return fhir_stream_fail(s, "out of memory%s", NULL);
+            return fhir_stream_fail(s, "out of memory");
         }
 
     } else {
         if (fj_get(obj, "resourceType") == NULL) {
-            return fhir_stream_fail(s, "the document has no resourceType%s",
-                                    NULL);
+            return fhir_stream_fail(s, "the document has no resourceType");
         }
         if (fhir_convert_resource(s->conv, obj) != 0) {
-            return fhir_stream_fail(s, "%s", s->conv->err);
+            return fhir_stream_fail(s, s->conv->err);
         }
         if (s->conv->observe) {
             s->conv->observe(s->conv->observe_data,
@@ -534,7 +530,7 @@ fhir_stream_close(fhir_stream_t *s, fhir_buf_t *out)
                              ? 0 : FHIR_OBSERVE_RESOURCE, obj);
         }
         if (fj_write(out, obj) != 0) {
-            return fhir_stream_fail(s, "out of memory%s", NULL);
+            return fhir_stream_fail(s, "out of memory");
         }
     }
 
@@ -571,8 +567,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 if ((s->offset == 1 && c != 0xbb)
                     || (s->offset == 2 && c != 0xbf))
                 {
-                    return fhir_stream_fail(s, "invalid byte-order mark%s",
-                                            NULL);
+                    return fhir_stream_fail(s, "invalid byte-order mark");
                 }
                 break;
             }
@@ -581,7 +576,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             }
             if (c != '{') {
                 return fhir_stream_fail(s,
-                           "a FHIR resource must be a JSON object%s", NULL);
+                           "a FHIR resource must be a JSON object");
             }
             s->state = ST_KEY_OR_END;
             break;
@@ -600,7 +595,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 continue;
             }
             if (c != '"') {
-                return fhir_stream_fail(s, "expected a key%s", NULL);
+                return fhir_stream_fail(s, "expected a key");
             }
             s->key.len = 0;
             s->key_escape = 0;
@@ -617,10 +612,10 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 break;
             }
             if (s->key.len >= 256) {
-                return fhir_stream_fail(s, "key too long%s", NULL);
+                return fhir_stream_fail(s, "key too long");
             }
             if (fhir_buf_append(&s->key, p, 1) != 0) {
-                return fhir_stream_fail(s, "out of memory%s", NULL);
+                return fhir_stream_fail(s, "out of memory");
             }
             break;
 
@@ -629,7 +624,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 break;
             }
             if (c != ':') {
-                return fhir_stream_fail(s, "expected ':'%s", NULL);
+                return fhir_stream_fail(s, "expected ':'");
             }
             s->state = ST_VALUE;
             break;
@@ -643,7 +638,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             {
                 if (c != '[') {
                     return fhir_stream_fail(s,
-                               "Bundle.entry is not an array%s", NULL);
+                               "Bundle.entry is not an array");
                 }
                 if (fhir_stream_open_entries(s, out) != FHIR_STREAM_OK) {
                     return FHIR_STREAM_ERROR;
@@ -654,7 +649,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             if (s->bundle && s->streamed && s->key.len == 5
                 && memcmp(s->key.data, "entry", 5) == 0)
             {
-                return fhir_stream_fail(s, "duplicate key \"entry\"%s", NULL);
+                return fhir_stream_fail(s, "duplicate key \"entry\"");
             }
             fhir_stream_capture_start(s, c);
             s->state = ST_CAPTURE;
@@ -673,7 +668,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             }
             if (s->state == ST_CAPTURE) {
                 if (fhir_stream_add_member(s) != 0) {
-                    return fhir_stream_fail(s, "out of memory%s", NULL);
+                    return fhir_stream_fail(s, "out of memory");
                 }
                 s->state = ST_AFTER_VALUE;
             } else {
@@ -700,7 +695,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 }
                 continue;
             }
-            return fhir_stream_fail(s, "expected ',' or '}'%s", NULL);
+            return fhir_stream_fail(s, "expected ',' or '}'");
 
         case ST_ENTRY_FIRST:
         case ST_ENTRY_NEXT:
@@ -709,14 +704,13 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             }
             if (c == ']' && s->state == ST_ENTRY_FIRST) {
                 if (fhir_buf_append(out, "]", 1) != 0) {
-                    return fhir_stream_fail(s, "out of memory%s", NULL);
+                    return fhir_stream_fail(s, "out of memory");
                 }
                 s->state = ST_AFTER_VALUE;
                 break;
             }
             if (c != '{') {
-                return fhir_stream_fail(s, "Bundle entry is not an object%s",
-                                        NULL);
+                return fhir_stream_fail(s, "Bundle entry is not an object");
             }
             {
                 long  used;
@@ -747,19 +741,18 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             }
             if (c == ']') {
                 if (fhir_buf_append(out, "]", 1) != 0) {
-                    return fhir_stream_fail(s, "out of memory%s", NULL);
+                    return fhir_stream_fail(s, "out of memory");
                 }
                 s->state = ST_AFTER_VALUE;
                 break;
             }
-            return fhir_stream_fail(s, "expected ',' or ']'%s", NULL);
+            return fhir_stream_fail(s, "expected ',' or ']'");
 
         case ST_DONE:
             if (fhir_is_ws(c)) {
                 break;
             }
-            return fhir_stream_fail(s, "trailing data after the resource%s",
-                                    NULL);
+            return fhir_stream_fail(s, "trailing data after the resource");
         }
 
         /* one byte consumed */
@@ -782,7 +775,7 @@ fhir_stream_finish(fhir_stream_t *s, fhir_buf_t *out)
 
     if (s->state != ST_DONE) {
         return fhir_stream_fail(s,
-                   "truncated JSON: the document ended early%s", NULL);
+                   "truncated JSON: the document ended early");
     }
 
     return FHIR_STREAM_OK;
