@@ -359,6 +359,21 @@ function fault(id, res) {
       res.writeHead(200, { 'Content-Type': MIME });
       res.write('{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"Patient","id":"a"}},');
       return setTimeout(() => res.socket.resetAndDestroy ? res.socket.resetAndDestroy() : res.destroy(), 50);
+    case '_fault-slowbundle': {
+      // a Bundle of 100 Patients, one every 20 ms: the caller can leave mid-stream
+      res.writeHead(200, { 'Content-Type': MIME });
+      res.write('{"resourceType":"Bundle","type":"searchset","total":100,"entry":[');
+      let i = 0;
+      const tick = () => {
+        if (res.destroyed || res.writableEnded) return;
+        if (i === 100) return res.end(']}');
+        res.write((i ? ',' : '') + JSON.stringify({ resource: { resourceType: 'Patient', id: `slow-${i}`,
+          name: [{ family: 'Slow', given: [`N${i}`] }] } }));
+        i++;
+        setTimeout(tick, 20);
+      };
+      return tick();
+    }
     case '_fault-500':
       return sendJson(res, 500, outcome('error', 'exception', 'partner failure'));
     case '_fault-truncated': {

@@ -59,17 +59,22 @@ for my $m (@matrix) {
     is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, "$id: the worker goes on serving");
 }
 
-# the caller leaves in the middle of a large Bundle
+# the caller leaves in the middle of a Bundle that the partner sends slowly (2 s in all)
 {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port}) or die;
-    my $tok = $g->token_for('datica');
-    print $s "GET /fhir/datica/Observation?_count=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $tok\r\n\r\n";
-    my $buf;
+    my $tok = $g->token_for('redox');
+    print $s "GET /fhir/redox/Patient/_fault-slowbundle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $tok\r\n\r\n";
+    my $buf = '';
     sysread($s, $buf, 4096);
+    like($buf, qr/^HTTP\/1.1 200/, 'slow Bundle: streaming has begun');
     close $s;
-    select(undef, undef, undef, 0.5);
-    open my $fh, '<', $g->prefix . '/logs/audit.log';
-    my @rec = grep { ($_->{event} // '') eq 'vitals.search' } map { JSON::PP->new->decode($_) } <$fh>;
+    my @rec;
+    for (1 .. 50) {
+        select(undef, undef, undef, 0.1);
+        open my $fh, '<', $g->prefix . '/logs/audit.log';
+        @rec = grep { ($_->{resource_id} // '') eq '_fault-slowbundle' } map { JSON::PP->new->decode($_) } <$fh>;
+        last if @rec;
+    }
     is($rec[-1]{outcome}, 'aborted', 'caller disconnect mid-stream: audited as aborted');
     is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, 'caller disconnect: the worker goes on serving');
 }
