@@ -11,27 +11,41 @@
 
 #define THO  "http://terminology.hl7.org/CodeSystem/"
 
-static const char *const  fhir_moved_systems[] = {
-    "http://hl7.org/fhir/observation-category", THO "observation-category",
-    "http://hl7.org/fhir/condition-category", THO "condition-category",
-    "http://hl7.org/fhir/condition-clinical", THO "condition-clinical",
-    "http://hl7.org/fhir/condition-ver-status", THO "condition-ver-status",
-    "http://hl7.org/fhir/allergyintolerance-clinical",
-        THO "allergyintolerance-clinical",
-    "http://hl7.org/fhir/allergyintolerance-verification",
-        THO "allergyintolerance-verification",
-    "http://hl7.org/fhir/medication-request-category",
-        THO "medicationrequest-category",
-    "http://hl7.org/fhir/diagnosis-role", THO "diagnosis-role",
-    "http://hl7.org/fhir/data-absent-reason", THO "data-absent-reason",
-    "http://hl7.org/fhir/subscriber-relationship",
-        THO "subscriber-relationship",
+typedef struct {
+    const char  *from;
+    size_t       from_len;
+    const char  *to;
+    size_t       to_len;
+} fhir_moved_t;
+
+#define FHIR_MOVED(from, to)  { from, sizeof(from) - 1, to, sizeof(to) - 1 }
+
+static const fhir_moved_t  fhir_moved_systems[] = {
+    FHIR_MOVED("http://hl7.org/fhir/observation-category",
+               THO "observation-category"),
+    FHIR_MOVED("http://hl7.org/fhir/condition-category",
+               THO "condition-category"),
+    FHIR_MOVED("http://hl7.org/fhir/condition-clinical",
+               THO "condition-clinical"),
+    FHIR_MOVED("http://hl7.org/fhir/condition-ver-status",
+               THO "condition-ver-status"),
+    FHIR_MOVED("http://hl7.org/fhir/allergyintolerance-clinical",
+               THO "allergyintolerance-clinical"),
+    FHIR_MOVED("http://hl7.org/fhir/allergyintolerance-verification",
+               THO "allergyintolerance-verification"),
+    FHIR_MOVED("http://hl7.org/fhir/medication-request-category",
+               THO "medicationrequest-category"),
+    FHIR_MOVED("http://hl7.org/fhir/diagnosis-role", THO "diagnosis-role"),
+    FHIR_MOVED("http://hl7.org/fhir/data-absent-reason",
+               THO "data-absent-reason"),
+    FHIR_MOVED("http://hl7.org/fhir/subscriber-relationship",
+               THO "subscriber-relationship"),
     /* STU3 Coverage.relationship's value set became R4's code system */
-    "http://hl7.org/fhir/policyholder-relationship",
-        THO "subscriber-relationship",
-    "http://hl7.org/fhir/coverage-class", THO "coverage-class",
-    "http://unitsofmeasure.org/", "http://unitsofmeasure.org",
-    NULL
+    FHIR_MOVED("http://hl7.org/fhir/policyholder-relationship",
+               THO "subscriber-relationship"),
+    FHIR_MOVED("http://hl7.org/fhir/coverage-class", THO "coverage-class"),
+    FHIR_MOVED("http://unitsofmeasure.org/", "http://unitsofmeasure.org"),
+    { NULL, 0, NULL, 0 }
 };
 
 
@@ -41,7 +55,7 @@ fhir_code_system_r4(fhir_conv_t *c, const char *url, size_t len,
 {
     static const char  v2[] = "http://hl7.org/fhir/v2/";
     static const char  v3[] = "http://hl7.org/fhir/v3/";
-    const char *const  *t;
+    const fhir_moved_t  *t;
     const char         *prefix;
     char               *p;
     size_t              n;
@@ -50,11 +64,10 @@ fhir_code_system_r4(fhir_conv_t *c, const char *url, size_t len,
         return NULL;
     }
 
-    for (t = fhir_moved_systems; *t; t += 2) {
-        n = strlen(t[0]);
-        if (n == len && memcmp(t[0], url, n) == 0) {
-            *out_len = strlen(t[1]);
-            return t[1];
+    for (t = fhir_moved_systems; t->from; t++) {
+        if (t->from_len == len && memcmp(t->from, url, len) == 0) {
+            *out_len = t->to_len;
+            return t->to;
         }
     }
 

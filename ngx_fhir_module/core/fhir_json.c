@@ -202,6 +202,8 @@ fj_arena_free(fj_arena_t *a)
 
 typedef struct {
     fj_arena_t   *arena;
+    fj_node_t    *pool;        /* nodes taken from the arena in blocks */
+    fj_node_t    *pool_end;
     const char   *p;
     const char   *start;
     const char   *end;
@@ -209,6 +211,9 @@ typedef struct {
     const char   *err;
 } fj_parser_t;
 
+
+/* nodes per block: a parse wastes at most one block's tail */
+#define FJ_POOL  32
 
 static fj_node_t *fj_parse_value(fj_parser_t *ps, unsigned depth);
 
@@ -264,6 +269,11 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
                 | (((w ^ (FJ_ONES * '\\')) - FJ_ONES)
                    & ~(w ^ (FJ_ONES * '\\')) & FJ_HIGH);
             if (x) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__)                           \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* no false hit comes before the first true one */
+                p += __builtin_ctzll(x) >> 3;
+#endif
                 break;
             }
             p += 8;
@@ -464,12 +474,23 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
         return NULL;
     }
 
-    n = fj_alloc(ps->arena, sizeof(fj_node_t));
-    if (n == NULL) {
-        ps->err = "out of memory";
-        return NULL;
+    if (ps->pool == ps->pool_end) {
+        ps->pool = fj_alloc(ps->arena, FJ_POOL * sizeof(fj_node_t));
+        if (ps->pool == NULL) {
+            ps->pool_end = NULL;
+            ps->err = "out of memory";
+            return NULL;
+        }
+        ps->pool_end = ps->pool + FJ_POOL;
     }
-    memset(n, 0, sizeof(fj_node_t));
+
+    n = ps->pool++;
+    n->raw = NULL;
+    n->raw_len = 0;
+    n->key = NULL;
+    n->key_len = 0;
+    n->child = NULL;
+    n->next = NULL;
 
     switch (*ps->p) {
 
@@ -497,7 +518,8 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
                 return NULL;
             }
             for (k = n->child; k; k = k->next) {
-                if (k->key_len == key_len && memcmp(k->key, key, key_len) == 0)
+                if (k->key_len == key_len && k->key[0] == key[0]
+                    && memcmp(k->key, key, key_len) == 0)
                 {
                     ps->p = key;
                     ps->err = "duplicate key in object";
@@ -619,6 +641,8 @@ fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
     fj_node_t    *n;
 
     ps.arena = a;
+    ps.pool = NULL;
+    ps.pool_end = NULL;
     ps.p = text;
     ps.start = text;
     ps.end = text + len;
@@ -653,6 +677,8 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
     fj_node_t    *n;
 
     ps.arena = a;
+    ps.pool = NULL;
+    ps.pool_end = NULL;
     ps.p = text;
     ps.start = text;
     ps.end = text + len;
@@ -684,7 +710,8 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
     const fj_node_t  *m;
 
     for (m = obj->child; m; m = m->next) {
-        if (fhir_buf_reserve(out, m->key_len + 4) != 0) {
+        /* the key, and a scalar value with it in one reservation */
+        if (fhir_buf_reserve(out, m->key_len + m->raw_len + 6) != 0) {
             return -1;
         }
         if (!*first) {
@@ -696,8 +723,23 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         out->len += m->key_len;
         out->data[out->len++] = '"';
         out->data[out->len++] = ':';
-        if (fj_write(out, m) != 0) {
-            return -1;
+
+        switch (m->type) {
+        case FJ_OBJECT:
+        case FJ_ARRAY:
+            if (fj_write(out, m) != 0) {
+                return -1;
+            }
+            break;
+        case FJ_STRING:
+            out->data[out->len++] = '"';
+            memcpy(out->data + out->len, m->raw, m->raw_len);
+            out->len += m->raw_len;
+            out->data[out->len++] = '"';
+            break;
+        default:
+            memcpy(out->data + out->len, m->raw, m->raw_len);
+            out->len += m->raw_len;
         }
     }
 
@@ -714,28 +756,37 @@ fj_write(fhir_buf_t *out, const fj_node_t *n)
     switch (n->type) {
 
     case FJ_OBJECT:
-        if (fhir_buf_append(out, "{", 1) != 0) {
+        if (fhir_buf_reserve(out, 1) != 0) {
             return -1;
         }
+        out->data[out->len++] = '{';
         first = 1;
-        if (fj_write_members(out, n, &first) != 0) {
+        if (fj_write_members(out, n, &first) != 0
+            || fhir_buf_reserve(out, 1) != 0)
+        {
             return -1;
         }
-        return fhir_buf_append(out, "}", 1);
+        out->data[out->len++] = '}';
+        return 0;
 
     case FJ_ARRAY:
-        if (fhir_buf_append(out, "[", 1) != 0) {
-            return -1;
-        }
         for (c = n->child; c; c = c->next) {
-            if (c != n->child && fhir_buf_append(out, ",", 1) != 0) {
+            if (fhir_buf_reserve(out, 1) != 0) {
                 return -1;
             }
+            out->data[out->len++] = (c == n->child) ? '[' : ',';
             if (fj_write(out, c) != 0) {
                 return -1;
             }
         }
-        return fhir_buf_append(out, "]", 1);
+        if (fhir_buf_reserve(out, 2) != 0) {
+            return -1;
+        }
+        if (n->child == NULL) {
+            out->data[out->len++] = '[';
+        }
+        out->data[out->len++] = ']';
+        return 0;
 
     case FJ_STRING:
         if (fhir_buf_reserve(out, n->raw_len + 2) != 0) {
@@ -748,7 +799,12 @@ fj_write(fhir_buf_t *out, const fj_node_t *n)
         return 0;
 
     default:
-        return fhir_buf_append(out, n->raw, n->raw_len);
+        if (fhir_buf_reserve(out, n->raw_len) != 0) {
+            return -1;
+        }
+        memcpy(out->data + out->len, n->raw, n->raw_len);
+        out->len += n->raw_len;
+        return 0;
     }
 }
 
