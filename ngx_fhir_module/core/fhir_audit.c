@@ -211,51 +211,93 @@ fhir_audit_classify(int post, const char *path, size_t path_len,
 
 /* records */
 
+/* ,"name": (no comma after the opening brace) */
+static int
+fhir_audit_name(fhir_buf_t *b, const char *name, size_t extra)
+{
+    size_t  n = strlen(name);
+    char   *p;
+
+    if (fhir_buf_reserve(b, n + 4 + extra) != 0) {
+        return -1;
+    }
+
+    p = b->data + b->len;
+    if (b->len > 1) {
+        *p++ = ',';
+    }
+    *p++ = '"';
+    memcpy(p, name, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    b->len = (size_t) (p - b->data);
+    return 0;
+}
+
+
+/* the decimal digits of v, written backwards from end; returns the start */
+static char *
+fhir_audit_digits(char *end, unsigned long long v)
+{
+    do {
+        *--end = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    return end;
+}
+
+
 int
 fhir_audit_str(fhir_buf_t *b, const char *name, const char *v, size_t len)
 {
-    if (fhir_buf_puts(b, b->len > 1 ? ",\"" : "\"") != 0
-        || fhir_buf_puts(b, name) != 0)
-    {
-        return -1;
-    }
-
     if (v == NULL) {
-        return fhir_buf_puts(b, "\":null");
+        return fhir_audit_name(b, name, 4) != 0
+               || fhir_buf_append(b, "null", 4) != 0 ? -1 : 0;
     }
 
-    if (fhir_buf_puts(b, "\":\"") != 0
-        || fhir_json_escape(b, v, len) != 0)
-    {
+    if (fhir_audit_name(b, name, len + 2) != 0) {
         return -1;
     }
 
-    return fhir_buf_puts(b, "\"");
+    b->data[b->len++] = '"';
+
+    if (fhir_json_escape(b, v, len) != 0 || fhir_buf_reserve(b, 1) != 0) {
+        return -1;
+    }
+
+    b->data[b->len++] = '"';
+    return 0;
 }
 
 
 int
 fhir_audit_num(fhir_buf_t *b, const char *name, long long v)
 {
-    char  num[32];
+    char  num[24], *p;
 
-    snprintf(num, sizeof(num), "%lld", v);
+    p = fhir_audit_digits(num + sizeof(num),
+                          v < 0 ? 0ULL - (unsigned long long) v
+                                : (unsigned long long) v);
+    if (v < 0) {
+        *--p = '-';
+    }
 
-    return fhir_audit_raw(b, name, num, strlen(num));
+    return fhir_audit_raw(b, name, p, (size_t) (num + sizeof(num) - p));
 }
 
 
 int
 fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json, size_t len)
 {
-    if (fhir_buf_puts(b, b->len > 1 ? ",\"" : "\"") != 0
-        || fhir_buf_puts(b, name) != 0
-        || fhir_buf_puts(b, "\":") != 0)
-    {
+    if (fhir_audit_name(b, name, len) != 0) {
         return -1;
     }
 
-    return fhir_buf_append(b, json, len);
+    memcpy(b->data + b->len, json, len);
+    b->len += len;
+    return 0;
 }
 
 
@@ -279,7 +321,7 @@ fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key, size_t key_len)
     memset(c->prev, '0', FHIR_AUDIT_HMAC_HEX);
     c->prev[FHIR_AUDIT_HMAC_HEX] = '\0';
 
-    /* the key schedule once; each record works on a copy */
+    /* the key schedule once; each record restarts the context */
     mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     if (mac) {
         ctx = EVP_MAC_CTX_new(mac);
@@ -310,19 +352,16 @@ fhir_audit_chain_hmac(fhir_audit_chain_t *c, const void *data, size_t len,
 {
     unsigned char      md[EVP_MAX_MD_SIZE];
     size_t             md_len = 0;
-    EVP_MAC_CTX       *ctx;
-    int                ok;
 
     if (c->mac == NULL) {
         return fhir_audit_hmac(c->key, c->key_len, data, len, hex);
     }
 
-    ctx = EVP_MAC_CTX_dup(c->mac);
-    ok = ctx && EVP_MAC_update(ctx, data, len) == 1
-         && EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1;
-    EVP_MAC_CTX_free(ctx);
-
-    if (!ok) {
+    /* a NULL key starts a new MAC with the key already scheduled */
+    if (EVP_MAC_init(c->mac, NULL, 0, NULL) != 1
+        || EVP_MAC_update(c->mac, data, len) != 1
+        || EVP_MAC_final(c->mac, md, &md_len, sizeof(md)) != 1)
+    {
         return -1;
     }
 
@@ -369,12 +408,12 @@ fhir_audit_seal_ext(fhir_audit_chain_t *c, fhir_buf_t *b,
     const char *before_seq, const char *before_prev, const char *before_hmac,
     const char *suffix)
 {
-    char  num[32], hex[FHIR_AUDIT_HMAC_HEX + 1];
+    char  num[24], *p, hex[FHIR_AUDIT_HMAC_HEX + 1];
 
-    snprintf(num, sizeof(num), "%llu", c->seq + 1);
+    p = fhir_audit_digits(num + sizeof(num), c->seq + 1);
 
     if (fhir_buf_puts(b, before_seq) != 0
-        || fhir_buf_puts(b, num) != 0
+        || fhir_buf_append(b, p, (size_t) (num + sizeof(num) - p)) != 0
         || fhir_buf_puts(b, before_prev) != 0
         || fhir_buf_puts(b, c->prev) != 0
         || fhir_buf_puts(b, before_hmac) != 0)

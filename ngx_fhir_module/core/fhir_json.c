@@ -80,33 +80,47 @@ fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
 {
     static const char  hex[] = "0123456789abcdef";
     unsigned char      c;
-    char               esc[6];
-    size_t             i;
+    size_t             i, run;
+    char              *p;
 
-    for (i = 0; i < len; i++) {
-        c = (unsigned char) s[i];
+    for (i = 0; i < len; i += run) {
 
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) c;
-            if (fhir_buf_append(out, esc, 2) != 0) {
+        /* a run of bytes that stay as they are, copied at once */
+        for (run = 0; i + run < len; run++) {
+            c = (unsigned char) s[i + run];
+            if (c < 0x20 || c == '"' || c == '\\') {
+                break;
+            }
+        }
+
+        if (run) {
+            if (fhir_buf_append(out, s + i, run) != 0) {
                 return -1;
             }
+            continue;
+        }
 
-        } else if (c < 0x20) {
-            esc[0] = '\\';
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            if (fhir_buf_append(out, esc, 6) != 0) {
-                return -1;
-            }
-
-        } else if (fhir_buf_append(out, s + i, 1) != 0) {
+        if (fhir_buf_reserve(out, 6) != 0) {
             return -1;
         }
+
+        p = out->data + out->len;
+        c = (unsigned char) s[i];
+        run = 1;
+        *p++ = '\\';
+
+        if (c == '"' || c == '\\') {
+            *p++ = (char) c;
+
+        } else {
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+        }
+
+        out->len = (size_t) (p - out->data);
     }
 
     return 0;

@@ -13,6 +13,7 @@
 #include "fhir_stream.h"
 #include "fhir_request.h"
 #include "fhir_oo.h"
+#include "fhir_audit.h"
 
 static int  passed, failed;
 
@@ -665,6 +666,59 @@ test_golden(const char *dir, fhir_version_t v)
 }
 
 
+/* the chain: each seal is the HMAC of the line so far, the next links it */
+static void
+test_audit_chain(void)
+{
+    static const char   key[] = "0123456789abcdef0123456789abcdef";
+    fhir_audit_chain_t  chain;
+    fhir_buf_t          b = { NULL, 0, 0 };
+    char                hex[FHIR_AUDIT_HMAC_HEX + 1], prev[FHIR_AUDIT_HMAC_HEX + 1];
+    const char         *at;
+    int                 i;
+
+    memset(&chain, 0, sizeof(chain));
+    fhir_audit_chain_init(&chain, key, sizeof(key) - 1);
+    memset(prev, '0', FHIR_AUDIT_HMAC_HEX);
+    prev[FHIR_AUDIT_HMAC_HEX] = '\0';
+
+    for (i = 1; i <= 3; i++) {
+        char  want[200];
+
+        b.len = 0;
+        CHECK(fhir_buf_puts(&b, "{") == 0
+              && fhir_audit_str(&b, "event", "patient.read", 12) == 0
+              && fhir_audit_seal(&chain, &b) == 0, "record %d sealed", i);
+        snprintf(want, sizeof(want), "{\"event\":\"patient.read\",\"seq\":%d,"
+                 "\"prev\":\"%s\",\"hmac\":\"", i, prev);
+        CHECK(b.len == strlen(want) + FHIR_AUDIT_HMAC_HEX + 3
+              && memcmp(b.data, want, strlen(want)) == 0,
+              "record %d: seq and prev link the chain", i);
+        at = b.data + strlen(want);
+        CHECK(fhir_audit_hmac(key, sizeof(key) - 1, b.data, strlen(want), hex)
+              == 0 && memcmp(at, hex, FHIR_AUDIT_HMAC_HEX) == 0,
+              "record %d: hmac covers the line before it", i);
+        memcpy(prev, at, FHIR_AUDIT_HMAC_HEX);
+    }
+
+    fhir_audit_chain_free(&chain);
+
+    /* record members: escapes, null, numbers */
+    b.len = 0;
+    CHECK(fhir_buf_puts(&b, "{") == 0
+          && fhir_audit_str(&b, "q", "a\"b\\c\n\001d", 8) == 0
+          && fhir_audit_str(&b, "none", NULL, 0) == 0
+          && fhir_audit_num(&b, "n", -1234567890123LL) == 0
+          && fhir_audit_num(&b, "z", 0) == 0
+          && b.len == strlen("{\"q\":\"a\\\"b\\\\c\\u000a\\u0001d\",\"none\":null,"
+                             "\"n\":-1234567890123,\"z\":0")
+          && memcmp(b.data, "{\"q\":\"a\\\"b\\\\c\\u000a\\u0001d\",\"none\":null,"
+                    "\"n\":-1234567890123,\"z\":0", b.len) == 0,
+          "audit members: %.*s", (int) b.len, b.data);
+    fhir_buf_free(&b);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -678,6 +732,7 @@ main(int argc, char **argv)
     test_request();
     test_reuse();
     test_oo();
+    test_audit_chain();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
     test_golden("t/golden/stu3", FHIR_STU3);
