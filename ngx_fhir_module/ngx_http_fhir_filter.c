@@ -866,7 +866,17 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                 if (rc == NGX_ERROR || rc > NGX_OK) {
                     return NGX_ERROR;
                 }
-                continue;
+
+                if (ctx->input_done) {
+                    continue;
+                }
+
+                /* the first converted bytes go out at once (time to first
+                 * byte), the rest in passes that fill the buffers */
+                if (ngx_http_fhir_drain(r, ctx) == NGX_ERROR) {
+                    return NGX_ERROR;
+                }
+                break;
             }
 
             if (rc == NGX_DECLINED && (!ctx->header_sent
