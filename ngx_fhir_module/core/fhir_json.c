@@ -258,16 +258,18 @@ fj_hex(int c)
 }
 
 
-/* ps->p is just after the opening quote; on success it is after the close */
+/*
+ * The rest of a string from p on: escapes, UTF-8 sequences, and the last
+ * bytes of the text.  *raw is already set.
+ */
 static int
-fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
+fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
+    const unsigned char *p)
 {
-    const unsigned char  *p, *end;
+    const unsigned char  *end;
     unsigned              c, n, i, cp;
 
-    p = (const unsigned char *) ps->p;
     end = (const unsigned char *) ps->end;
-    *raw = ps->p;
 
     for ( ;; ) {
 
@@ -389,6 +391,47 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
 
         p += n + 1;
     }
+}
+
+
+/*
+ * ps->p is just after the opening quote; on success it is after the close.
+ * Inline: most strings are short plain ASCII, found in a word or two.
+ */
+static inline int
+fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
+{
+    const unsigned char  *p, *end;
+    uint64_t              w, x;
+
+    p = (const unsigned char *) ps->p;
+    end = (const unsigned char *) ps->end;
+    *raw = ps->p;
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__)                              \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        memcpy(&w, p, 8);
+        x = (w & FJ_HIGH)
+            | ((w - FJ_ONES * 0x20) & ~w & FJ_HIGH)
+            | (((w ^ (FJ_ONES * '"')) - FJ_ONES) & ~(w ^ (FJ_ONES * '"'))
+               & FJ_HIGH)
+            | (((w ^ (FJ_ONES * '\\')) - FJ_ONES) & ~(w ^ (FJ_ONES * '\\'))
+               & FJ_HIGH);
+        if (x) {
+            p += __builtin_ctzll(x) >> 3;
+            if (*p == '"') {
+                *raw_len = (size_t) ((const char *) p - *raw);
+                ps->p = (const char *) p + 1;
+                return 0;
+            }
+            break;
+        }
+        p += 8;
+    }
+#endif
+
+    return fj_parse_string_slow(ps, raw, raw_len, p);
 }
 
 
@@ -718,13 +761,19 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
 
 /* serialiser */
 
+/*
+ * When a key and its scalar value still lie in the source text as
+ * "key":"value" (or "key":123), the bytes between them are checked and the
+ * member is copied in one piece: the same bytes as written one by one.
+ */
 int
 fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
     const fj_node_t  *m;
+    const char       *k;
+    size_t            n;
 
     for (m = obj->child; m; m = m->next) {
-        /* the key, and a scalar value with it in one reservation */
         if (fhir_buf_reserve(out, m->key_len + m->raw_len + 6) != 0) {
             return -1;
         }
@@ -733,7 +782,30 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         }
         *first = 0;
         out->data[out->len++] = '"';
-        memcpy(out->data + out->len, m->key, m->key_len);
+        k = m->key;
+
+        if (m->type == FJ_STRING && m->raw == k + m->key_len + 3
+            && k[m->key_len] == '"' && k[m->key_len + 1] == ':'
+            && k[m->key_len + 2] == '"')
+        {
+            n = (size_t) (m->raw + m->raw_len - k);
+            memcpy(out->data + out->len, k, n);
+            out->len += n;
+            out->data[out->len++] = '"';
+            continue;
+        }
+
+        if (m->type != FJ_STRING && m->type != FJ_OBJECT
+            && m->type != FJ_ARRAY && m->raw == k + m->key_len + 2
+            && k[m->key_len] == '"' && k[m->key_len + 1] == ':')
+        {
+            n = (size_t) (m->raw + m->raw_len - k);
+            memcpy(out->data + out->len, k, n);
+            out->len += n;
+            continue;
+        }
+
+        memcpy(out->data + out->len, k, m->key_len);
         out->len += m->key_len;
         out->data[out->len++] = '"';
         out->data[out->len++] = ':';
@@ -841,27 +913,6 @@ fj_str_is(const fj_node_t *n, const char *s)
 
     return n != NULL && n->type == FJ_STRING && n->raw_len == len
            && memcmp(n->raw, s, len) == 0;
-}
-
-
-fj_node_t *
-fj_getn(const fj_node_t *obj, const char *key, size_t len)
-{
-    fj_node_t  *m;
-
-    if (obj == NULL || obj->type != FJ_OBJECT) {
-        return NULL;
-    }
-
-    for (m = obj->child; m; m = m->next) {
-        if (m->key_len == len && m->key[0] == key[0]
-            && memcmp(m->key, key, len) == 0)
-        {
-            return m;
-        }
-    }
-
-    return NULL;
 }
 
 

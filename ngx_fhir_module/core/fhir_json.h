@@ -105,7 +105,26 @@ int fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first);
 /* tree helpers; keys and literal strings are plain ASCII C strings */
 int        fj_key_is(const fj_node_t *member, const char *key);
 int        fj_str_is(const fj_node_t *n, const char *s);
-fj_node_t *fj_getn(const fj_node_t *obj, const char *key, size_t len);
+/* the member named key (len bytes), or NULL; inline so that a literal key
+ * is compared with a constant length */
+static inline fj_node_t *
+fj_getn(const fj_node_t *obj, const char *key, size_t len)
+{
+    fj_node_t  *m;
+
+    if (obj == NULL || obj->type != FJ_OBJECT) {
+        return NULL;
+    }
+
+    for (m = obj->child; m; m = m->next) {
+        if (m->key_len == len && memcmp(m->key, key, len) == 0) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
 fj_node_t *fj_get_str(const fj_node_t *obj, const char *key);
 fj_node_t *fj_detachn(fj_node_t *obj, const char *key, size_t len);
 
