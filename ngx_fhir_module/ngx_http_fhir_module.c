@@ -1526,7 +1526,8 @@ ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
             partner->tls_verify = 0;
             ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                                "fhir_partner \"%V\": tls_verify off: the "
-                               "partner's certificate is not checked",
+                               "partner's certificate is not checked for "
+                               "metadata and token requests",
                                &partner->name);
         } else {
             return "takes \"on\" or \"off\" for tls_verify";

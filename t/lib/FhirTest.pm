@@ -52,7 +52,9 @@ sub _free_port_block {
     die "no free ports";
 }
 
-# start_gateway(name => 'routing', extra_http => "...", env => {...})
+# start_gateway(name => 'routing', extra_http => "...", env => {...});
+# in extra_http, @P_DATICA@ (and the other partners) is the mock's port and
+# @PREFIX@ the gateway's prefix
 sub start_gateway {
     my (%o) = @_;
     my $name = $o{name} or die "name";
@@ -71,8 +73,11 @@ sub start_gateway {
     );
     if (defined $o{extra_http}) {
         my $f = "$prefix/conf/extra-http.conf";
+        my %p = (REDOX => 1, DATICA => 2, INFOR => 3, DAPASOFT => 4);
+        (my $text = $o{extra_http}) =~ s/\@P_(REDOX|DATICA|INFOR|DAPASOFT)\@/$base + $p{$1}/ge;
+        $text =~ s/\@PREFIX\@/$prefix/g;
         open my $fh, '>', $f or die $!;
-        print $fh $o{extra_http};
+        print $fh $text;
         close $fh;
         $env{EXTRA_HTTP} = $f;
     }
