@@ -145,4 +145,30 @@ sub stats { my ($g, $p) = @_;
     waitpid($child, 0);
 }
 
+# ---- metadata_ttl: the conformance statement is asked again once it is old ----
+{
+    my $g = start_gateway(name => 'partners-ttl', env => { AUTH => 'off' }, extra_http => <<'CONF');
+fhir_partner ttl {
+    url http://127.0.0.1:@P_DATICA@/fhir; version auto; metadata_ttl 1s;
+    auth client_secret_post; client_id gateway-datica;
+    client_secret_file @PREFIX@/secrets/datica.secret;
+}
+CONF
+    my $u = $g->url;
+    my $m0 = stats($g, 'datica')->{metadataRequests};
+    is(http_get("$u/fhir/ttl/Patient/$pid")->{status}, 200, 'metadata_ttl 1s: served');
+    is(http_get("$u/fhir/ttl/Patient/$pid")->{status}, 200, 'metadata_ttl 1s: served again at once');
+    is(stats($g, 'datica')->{metadataRequests}, $m0 + 1, '... from one fetch of the statement');
+    sleep 1.5;
+    is(http_get("$u/fhir/ttl/Patient/$pid")->{status}, 200, 'metadata_ttl 1s: served after 1.5 s');
+    my $m;
+    for (1 .. 20) {
+        $m = stats($g, 'datica')->{metadataRequests};
+        last if $m >= $m0 + 2;
+        sleep 0.1;
+    }
+    is($m, $m0 + 2, '... and the statement was fetched again');
+    $g->stop;
+}
+
 done_testing();
