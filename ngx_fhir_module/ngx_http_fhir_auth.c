@@ -20,6 +20,7 @@
 #include "ngx_http_fhir_module.h"
 #include "fhir_jwt.h"
 #include "fhir_oo.h"
+#include "fhir_request.h"
 
 
 #define NGX_HTTP_FHIR_TOKEN_CACHE  1024
@@ -711,46 +712,28 @@ ngx_http_fhir_token_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-/* a form parameter's value, percent-decoded in place (pool copy) */
+/* a form parameter's value, decoded into a pool copy (core/fhir_request.c) */
 static ngx_int_t
 ngx_http_fhir_form_arg(ngx_http_request_t *r, ngx_str_t *form,
     const char *name, ngx_str_t *value)
 {
-    u_char  *p, *end, *amp, *eq, *dst, *src;
-    size_t   nlen = ngx_strlen(name);
+    long  n;
 
-    p = form->data;
-    end = form->data + form->len;
-
-    while (p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-        eq = ngx_strlchr(p, amp, '=');
-        if (eq && (size_t) (eq - p) == nlen && ngx_strncmp(p, name, nlen) == 0)
-        {
-            value->data = ngx_pnalloc(r->pool, amp - eq);
-            if (value->data == NULL) {
-                return NGX_ERROR;
-            }
-            /* '+' is a space in a form */
-            for (src = eq + 1, dst = value->data; src < amp; src++) {
-                *dst++ = (*src == '+') ? ' ' : *src;
-            }
-            src = value->data;
-            dst = value->data;
-            ngx_unescape_uri(&dst, &src, (eq + 1 < amp) ? amp - eq - 1 : 0,
-                             0);
-            value->len = dst - value->data;
-            return NGX_OK;
-        }
-        p = amp + 1;
+    value->data = ngx_pnalloc(r->pool, form->len + 1);
+    if (value->data == NULL) {
+        return NGX_ERROR;
     }
 
-    value->len = 0;
-    value->data = NULL;
-    return NGX_DECLINED;
+    n = fhir_form_arg((char *) form->data, form->len, name,
+                      (char *) value->data);
+    if (n < 0) {
+        value->len = 0;
+        value->data = NULL;
+        return NGX_DECLINED;
+    }
+
+    value->len = (size_t) n;
+    return NGX_OK;
 }
 
 

@@ -217,3 +217,62 @@ done:
     fj_arena_free(&arena);
     return rc;
 }
+
+
+static int
+fhir_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+
+long
+fhir_form_arg(const char *form, size_t len, const char *name, char *out)
+{
+    const char  *p, *end, *amp, *eq, *s;
+    size_t       nlen = strlen(name);
+    char        *d;
+    int          hi, lo;
+
+    end = form + len;
+
+    for (p = form; p < end; p = amp + 1) {
+        amp = memchr(p, '&', (size_t) (end - p));
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = memchr(p, '=', (size_t) (amp - p));
+        if (eq == NULL || (size_t) (eq - p) != nlen
+            || memcmp(p, name, nlen) != 0)
+        {
+            continue;
+        }
+
+        d = out;
+
+        for (s = eq + 1; s < amp; s++) {
+            if (*s == '+') {
+                *d++ = ' ';
+
+            } else if (*s == '%' && amp - s > 2
+                       && (hi = fhir_hex_digit((unsigned char) s[1])) >= 0
+                       && (lo = fhir_hex_digit((unsigned char) s[2])) >= 0)
+            {
+                *d++ = (char) (hi * 16 + lo);
+                s += 2;
+
+            } else {
+                *d++ = *s;
+            }
+        }
+
+        return (long) (d - out);
+    }
+
+    return -1;
+}

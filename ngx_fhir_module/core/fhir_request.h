@@ -31,4 +31,13 @@ const char *fhir_partner_type_name(fhir_version_t to, const char *type,
 int fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
     unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len);
 
+/*
+ * The value of the first parameter `name` of an application/x-www-form-
+ * urlencoded body (the token endpoint's request), decoded into out, which
+ * has room for len bytes: '+' is a space, %XX a byte, a '%' that starts no
+ * escape stays as it is.  Returns the value's length, or -1 when the form
+ * has no such parameter.
+ */
+long fhir_form_arg(const char *form, size_t len, const char *name, char *out);
+
 #endif /* FHIR_REQUEST_H */

@@ -1,10 +1,11 @@
 /*
  * libFuzzer target: request translation (path and query), the batch
  * translator, and the parser of search parameters and form bodies (Patient
- * POST _search) that the audit trail uses, with the first byte choosing the
- * partner's version.
+ * POST _search) that the audit trail uses, and the token endpoint's form
+ * parser, with the first byte choosing the partner's version.
  */
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "fhir_request.h"
@@ -42,6 +43,23 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
         fhir_audit_classify(v == FHIR_DSTU2, (const char *) data, n,
                             q ? q + 1 : "", q ? size - n - 1 : 0, &w);
+    }
+
+    {
+        static const char *const  names[] = {
+            "grant_type", "client_id", "client_secret", "scope", ""
+        };
+        char  *val = malloc(size + 1);
+        long   got;
+        int    i;
+
+        for (i = 0; val && i < 5; i++) {
+            got = fhir_form_arg((const char *) data, size, names[i], val);
+            if (got > (long) size) {
+                __builtin_trap();   /* never longer than the form */
+            }
+        }
+        free(val);
     }
 
     fhir_buf_free(&out);

@@ -719,6 +719,30 @@ test_audit_chain(void)
 }
 
 
+/* the token endpoint's form */
+static void
+test_form(void)
+{
+    static const char  form[] = "grant_type=client_credentials&client_id=a%2Bb"
+                                "&scope=t1+t%20x&bad=%zz%4&client_secret=&x";
+    char   out[sizeof(form)];
+    long   n;
+
+    n = fhir_form_arg(form, sizeof(form) - 1, "grant_type", out);
+    CHECK(n == 18 && memcmp(out, "client_credentials", 18) == 0, "form: grant_type");
+    n = fhir_form_arg(form, sizeof(form) - 1, "client_id", out);
+    CHECK(n == 3 && memcmp(out, "a+b", 3) == 0, "form: %%2B is a plus");
+    n = fhir_form_arg(form, sizeof(form) - 1, "scope", out);
+    CHECK(n == 6 && memcmp(out, "t1 t x", 6) == 0, "form: + and %%20 are spaces");
+    n = fhir_form_arg(form, sizeof(form) - 1, "bad", out);
+    CHECK(n == 5 && memcmp(out, "%zz%4", 5) == 0, "form: broken escapes kept");
+    CHECK(fhir_form_arg(form, sizeof(form) - 1, "client_secret", out) == 0, "form: empty value");
+    CHECK(fhir_form_arg(form, sizeof(form) - 1, "x", out) == -1, "form: a name without = is no value");
+    CHECK(fhir_form_arg(form, sizeof(form) - 1, "grant", out) == -1, "form: no prefix match");
+    CHECK(fhir_form_arg("", 0, "scope", out) == -1, "form: empty form");
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -733,6 +757,7 @@ main(int argc, char **argv)
     test_reuse();
     test_oo();
     test_audit_chain();
+    test_form();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
     test_golden("t/golden/stu3", FHIR_STU3);
