@@ -905,18 +905,17 @@ static ngx_int_t
 ngx_http_fhir_audit_handler(ngx_http_request_t *r)
 {
     u_char                        *q;
-    size_t                         n;
-    fj_node_t                     *bundle, *entry, *req, *url, *method;
-    fj_arena_t                     arena;
-    ngx_str_t                      query;
+    size_t                         n, skip;
+    ngx_str_t                      query, *url;
     ngx_uint_t                     i, status, refused;
-    const char                    *err, *outcome;
+    const char                    *outcome;
     fhir_audit_what_t              w;
     ngx_http_fhir_ctx_t           *ctx;
     ngx_http_variable_value_t     *v;
     ngx_http_fhir_main_conf_t     *fmcf;
     ngx_http_fhir_audit_entry_t    none, *results;
     ngx_http_fhir_audit_common_t   cm;
+    ngx_http_fhir_batch_request_t *breq;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
     if (ctx == NULL || r != r->main) {
@@ -964,40 +963,26 @@ ngx_http_fhir_audit_handler(ngx_http_request_t *r)
 
     /* a batch: one record per entry, sharing the request id as batch id */
 
-    if (ctx->batch && ctx->body.len && !refused) {
-        ngx_memzero(&arena, sizeof(arena));
-        bundle = fj_parse(&arena, (char *) ctx->body.data, ctx->body.len, 64,
-                          &err, &n);
+    if (ctx->batch && ctx->batch_requests && !refused) {
+        breq = ctx->batch_requests->elts;
         results = ctx->batch_results ? ctx->batch_results->elts : NULL;
-        i = 0;
 
-        for (entry = bundle ? fj_get(bundle, "entry") : NULL,
-             entry = entry ? entry->child : NULL;
-             entry;
-             entry = entry->next, i++)
-        {
-            req = fj_get(entry, "request");
-            url = fj_get_str(req, "url");
-            method = fj_get_str(req, "method");
-            if (url == NULL) {
-                continue;
-            }
+        for (i = 0; i < ctx->batch_requests->nelts; i++) {
+            url = &breq[i].url;
+            q = ngx_strlchr(url->data, url->data + url->len, '?');
+            n = q ? (size_t) (q - url->data) : url->len;
+            skip = (url->len && url->data[0] == '/') ? 1 : 0;
 
-            q = memchr(url->raw, '?', url->raw_len);
-            n = q ? (size_t) ((char *) q - url->raw) : url->raw_len;
-
-            fhir_audit_classify(fj_str_is(method, "POST"),
-                                url->raw[0] == '/' ? url->raw + 1 : url->raw,
-                                url->raw[0] == '/' ? n - 1 : n,
-                                q ? (char *) q + 1 : "",
-                                q ? url->raw_len - n - 1 : 0, &w);
+            fhir_audit_classify(breq[i].post, (char *) url->data + skip,
+                                n - skip, q ? (char *) q + 1 : "",
+                                q ? url->len - n - 1 : 0, &w);
 
             status = (results && i < ctx->batch_results->nelts)
                      ? results[i].status : cm.status;
 
             (void) ngx_http_fhir_audit_record(r, ctx, &fmcf->audit, &cm, &w,
                        q ? (char *) q + 1 : NULL,
-                       q ? url->raw_len - n - 1 : 0, &cm.request_id,
+                       q ? url->len - n - 1 : 0, &cm.request_id,
                        (results && i < ctx->batch_results->nelts)
                        ? &results[i] : &none,
                        ngx_strcmp(outcome, "success") == 0
@@ -1005,7 +990,6 @@ ngx_http_fhir_audit_handler(ngx_http_request_t *r)
                        status);
         }
 
-        fj_arena_free(&arena);
         return NGX_OK;
     }
 

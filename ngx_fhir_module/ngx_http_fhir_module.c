@@ -524,6 +524,32 @@ ngx_http_fhir_body_handler(ngx_http_request_t *r)
 
 
 /* the body of a batch (translated for the partner) or of a search form */
+
+/* each batch entry's request, kept for the audit trail's records */
+static void
+ngx_http_fhir_batch_request(void *data, int post, const char *url,
+    size_t url_len)
+{
+    ngx_http_fhir_ctx_t  *ctx = data;
+
+    ngx_http_fhir_batch_request_t  *e;
+
+    if (ctx->batch_requests == NULL) {
+        return;
+    }
+
+    e = ngx_array_push(ctx->batch_requests);
+    if (e == NULL) {
+        ctx->batch_requests = NULL;   /* the request fails: no audit, no read */
+        return;
+    }
+
+    e->post = post;
+    e->url.data = (u_char *) url;
+    e->url.len = url_len;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
@@ -597,8 +623,15 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     out.len = 0;
     out.cap = 0;
 
+    ctx->batch_requests = ngx_array_create(r->pool, 8,
+                                      sizeof(ngx_http_fhir_batch_request_t));
+    if (ctx->batch_requests == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (fhir_batch_translate(ctx->version, (char *) p, len,
-                             flcf->max_depth, &out, err, sizeof(err))
+                             flcf->max_depth, &out, err, sizeof(err),
+                             ngx_http_fhir_batch_request, ctx)
         != 0)
     {
         fhir_buf_free(&out);
@@ -613,6 +646,11 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                        (char *) p);
+    }
+
+    if (ctx->batch_requests == NULL) {
+        fhir_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b = ngx_create_temp_buf(r->pool, out.len);

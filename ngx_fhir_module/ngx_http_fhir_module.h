@@ -108,6 +108,13 @@ typedef struct {
 } ngx_http_fhir_tenant_t;
 
 
+/* a batch entry's request as the caller wrote it (url in ctx->body) */
+typedef struct {
+    ngx_uint_t                 post;
+    ngx_str_t                  url;
+} ngx_http_fhir_batch_request_t;
+
+
 /* what the response said about one read (a batch entry, or the request) */
 typedef struct {
     ngx_uint_t                 status;
@@ -152,6 +159,7 @@ typedef struct {
     ngx_http_fhir_partner_t   *tenant_partner;
 
     /* for the audit trail */
+    ngx_array_t               *batch_requests; /* of *_batch_request_t */
     ngx_array_t               *batch_results;
     ngx_http_fhir_audit_entry_t  read;
 

@@ -128,7 +128,8 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
 
 int
 fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
-    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len)
+    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len,
+    fhir_batch_entry_pt on_entry, void *data)
 {
     int          rc = -1;
     char        *p;
@@ -178,6 +179,10 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
                      "entry asks for %.*s", (int) method->raw_len,
                      method->raw);
             goto done;
+        }
+
+        if (on_entry) {
+            on_entry(data, fj_str_is(method, "POST"), u->raw, u->raw_len);
         }
 
         q = memchr(u->raw, '?', u->raw_len);

@@ -22,14 +22,20 @@ int fhir_request_translate(fhir_version_t to, const char *path,
 const char *fhir_partner_type_name(fhir_version_t to, const char *type,
     size_t len);
 
+/* a batch entry's request as the caller wrote it: url is in the body */
+typedef void (*fhir_batch_entry_pt)(void *data, int post, const char *url,
+    size_t url_len);
+
 /*
  * A posted batch Bundle: every entry's request (only GET, and POST
  * <Type>/_search, are reads) is translated for a partner of version `to`;
- * the Bundle is written compact to out.  Returns 0, or -1 with a message in
- * err (no PHI) when the body is not a batch of reads.
+ * the Bundle is written compact to out.  Each entry's request is handed to
+ * on_entry (when not NULL) in order, before its translation.  Returns 0, or
+ * -1 with a message in err (no PHI) when the body is not a batch of reads.
  */
 int fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
-    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len);
+    unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len,
+    fhir_batch_entry_pt on_entry, void *data);
 
 /*
  * The value of the first parameter `name` of an application/x-www-form-

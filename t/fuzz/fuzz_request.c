@@ -36,7 +36,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                            q ? size - n - 1 : 0, &out);
     out.len = 0;
     fhir_batch_translate(v, (const char *) data, size, 32, &out, err,
-                         sizeof(err));
+                         sizeof(err), NULL, NULL);
 
     {
         fhir_audit_what_t  w;

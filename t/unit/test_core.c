@@ -586,7 +586,7 @@ test_request(void)
 
         out.len = 0;
         CHECK(fhir_batch_translate(FHIR_DSTU2, b, strlen(b), 64, &out, err,
-                                   sizeof(err)) == 0, "batch translated");
+                                   sizeof(err), NULL, NULL) == 0, "batch translated");
         fhir_buf_append(&out, "", 1);
         CHECK(HAS(out.data, "\"url\":\"MedicationOrder?patient=1&_sort:desc"
                             "=date\""), "batch entry url: %s", out.data);
@@ -594,11 +594,11 @@ test_request(void)
         b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
             "\"request\":{\"method\":\"PUT\",\"url\":\"Patient/1\"}}]}";
         CHECK(fhir_batch_translate(FHIR_DSTU2, b, strlen(b), 64, &out, err,
-                                   sizeof(err)) != 0
+                                   sizeof(err), NULL, NULL) != 0
               && HAS(err, "reads only"), "a write in a batch: %s", err);
         b = "{\"resourceType\":\"Bundle\",\"type\":\"transaction\"}";
         CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
-                                   sizeof(err)) != 0, "a transaction: %s", err);
+                                   sizeof(err), NULL, NULL) != 0, "a transaction: %s", err);
     }
 
     fhir_buf_free(&out);
