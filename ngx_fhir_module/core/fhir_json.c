@@ -521,6 +521,7 @@ static fj_node_t *
 fj_parse_value(fj_parser_t *ps, unsigned depth)
 {
     fj_node_t   *n, *m, *last, *k;
+    uint64_t     seen, bit;
     const char  *key, *start;
     size_t       key_len;
 
@@ -564,6 +565,7 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
             return n;
         }
         last = NULL;
+        seen = 0;
         for ( ;; ) {
             fj_skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != '"') {
@@ -574,15 +576,22 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
             if (fj_parse_string(ps, &key, &key_len) != 0) {
                 return NULL;
             }
-            for (k = n->child; k; k = k->next) {
-                if (k->key_len == key_len && k->key[0] == key[0]
-                    && memcmp(k->key, key, key_len) == 0)
-                {
-                    ps->p = key;
-                    ps->err = "duplicate key in object";
-                    return NULL;
+            /* a duplicate is looked for only when a key of the same
+             * length and first byte was seen in this object */
+            bit = (uint64_t) 1 << ((key_len * 5 + (unsigned char) key[0])
+                                   & 63);
+            if (seen & bit) {
+                for (k = n->child; k; k = k->next) {
+                    if (k->key_len == key_len
+                        && memcmp(k->key, key, key_len) == 0)
+                    {
+                        ps->p = key;
+                        ps->err = "duplicate key in object";
+                        return NULL;
+                    }
                 }
             }
+            seen |= bit;
             fj_skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != ':') {
                 ps->err = "expected ':'";
