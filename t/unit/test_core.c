@@ -226,6 +226,10 @@ test_errors(void)
         { "[1,2]", "an array", "must be a JSON object" },
         { "{\"resourceType\":\"Patient\",\"id\":\"a\",\"id\":\"b\"}",
           "duplicate keys", "duplicate key" },
+        { "{\"resourceType\":\"Patient\",\"ab\":1,\"ac\":2,\"b\":3,\"c\":4,"
+          "\"d\":5,\"ac\":6}", "a duplicate among keys alike", "duplicate key" },
+        { "{\"resourceType\":\"Patient\",\"a\":{\"x\":1},\"b\":{\"x\":1,\"x\":2}}",
+          "a duplicate in a nested object", "duplicate key" },
         { "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\xff\"}]}",
           "invalid UTF-8", "invalid UTF-8" },
         { "{\"resourceType\":\"Patient\"} x", "trailing data", "trailing" },
@@ -250,6 +254,18 @@ test_errors(void)
               && strstr(err, bad[i].err) != NULL,
               "%s is refused with \"%s\" (got \"%s\")", bad[i].what,
               bad[i].err, err);
+    }
+
+    /* keys alike (same length and first byte) that differ are no duplicates */
+    {
+        static const char  alike[] = "{\"resourceType\":\"Basic\",\"ab\":1,"
+                                     "\"ac\":2,\"ad\":{\"ab\":3,\"ae\":4},\"\":5,\"af\":6}";
+
+        CHECK(convert(alike, sizeof(alike) - 1, FHIR_STU3, 0, &out, err,
+                      sizeof(err), 0) == 0
+              && out.len == sizeof(alike) - 1
+              && memcmp(out.data, alike, out.len) == 0,
+              "keys alike are kept (%s)", err);
     }
 
     /* nesting deeper than the limit */
