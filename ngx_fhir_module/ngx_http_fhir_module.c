@@ -523,8 +523,6 @@ ngx_http_fhir_body_handler(ngx_http_request_t *r)
 }
 
 
-/* the body of a batch (translated for the partner) or of a search form */
-
 /* each batch entry's request, kept for the audit trail's records */
 static void
 ngx_http_fhir_batch_request(void *data, int post, const char *url,
@@ -550,6 +548,7 @@ ngx_http_fhir_batch_request(void *data, int post, const char *url,
 }
 
 
+/* the body of a batch (translated for the partner) or of a search form */
 static ngx_int_t
 ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)

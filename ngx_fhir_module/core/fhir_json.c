@@ -259,6 +259,27 @@ fj_hex(int c)
 
 
 /*
+ * The bytes of the word at p that end a plain run of a string: a quote, a
+ * backslash, a control character or a byte of 0x80 and up, each flagged by
+ * its high bit.  No false flag comes before the first true one.
+ */
+static inline uint64_t
+fj_special8(const unsigned char *p)
+{
+    uint64_t  w;
+
+    memcpy(&w, p, 8);
+
+    return (w & FJ_HIGH)
+           | ((w - FJ_ONES * 0x20) & ~w & FJ_HIGH)
+           | (((w ^ (FJ_ONES * '"')) - FJ_ONES) & ~(w ^ (FJ_ONES * '"'))
+              & FJ_HIGH)
+           | (((w ^ (FJ_ONES * '\\')) - FJ_ONES) & ~(w ^ (FJ_ONES * '\\'))
+              & FJ_HIGH);
+}
+
+
+/*
  * The rest of a string from p on: escapes, UTF-8 sequences, and the last
  * bytes of the text.  *raw is already set.
  */
@@ -273,17 +294,10 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
 
     for ( ;; ) {
 
-        /* fast path over plain ASCII, eight bytes at a time */
+        /* plain ASCII, eight bytes at a time */
         while (end - p >= 8) {
-            uint64_t  w, x;
+            uint64_t  x = fj_special8(p);
 
-            memcpy(&w, p, 8);
-            x = (w & FJ_HIGH)                                    /* >= 0x80 */
-                | ((w - FJ_ONES * 0x20) & ~w & FJ_HIGH)           /* < 0x20 */
-                | (((w ^ (FJ_ONES * '"')) - FJ_ONES)
-                   & ~(w ^ (FJ_ONES * '"')) & FJ_HIGH)
-                | (((w ^ (FJ_ONES * '\\')) - FJ_ONES)
-                   & ~(w ^ (FJ_ONES * '\\')) & FJ_HIGH);
             if (x) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__)                           \
     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -402,7 +416,7 @@ static inline int
 fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
 {
     const unsigned char  *p, *end;
-    uint64_t              w, x;
+    uint64_t              x;
 
     p = (const unsigned char *) ps->p;
     end = (const unsigned char *) ps->end;
@@ -411,13 +425,7 @@ fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
 #if defined(__GNUC__) && defined(__BYTE_ORDER__)                              \
     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (end - p >= 8) {
-        memcpy(&w, p, 8);
-        x = (w & FJ_HIGH)
-            | ((w - FJ_ONES * 0x20) & ~w & FJ_HIGH)
-            | (((w ^ (FJ_ONES * '"')) - FJ_ONES) & ~(w ^ (FJ_ONES * '"'))
-               & FJ_HIGH)
-            | (((w ^ (FJ_ONES * '\\')) - FJ_ONES) & ~(w ^ (FJ_ONES * '\\'))
-               & FJ_HIGH);
+        x = fj_special8(p);
         if (x) {
             p += __builtin_ctzll(x) >> 3;
             if (*p == '"') {
