@@ -28,6 +28,7 @@
 
 static fhir_audit_chain_t   ngx_http_fhir_chain;
 static char                 ngx_http_fhir_chain_id[128];
+static size_t               ngx_http_fhir_chain_id_len;
 static ngx_uint_t           ngx_http_fhir_audit_failed;
 static ngx_socket_t         ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
 static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
@@ -346,6 +347,7 @@ ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
     ngx_snprintf((u_char *) ngx_http_fhir_chain_id,
                  sizeof(ngx_http_fhir_chain_id) - 1, "%V/%P/%M%Z",
                  &cycle->hostname, ngx_pid, ngx_current_msec);
+    ngx_http_fhir_chain_id_len = ngx_strlen(ngx_http_fhir_chain_id);
 
     if (acf->syslog) {
         ngx_http_fhir_syslog_fd = ngx_socket(acf->syslog->sockaddr->sa_family,
@@ -553,7 +555,7 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
     if (!PUT(",\"extension\":[{\"url\":\"urn:ngx-fhir:audit-seal\","
              "\"extension\":[{\"url\":\"chain\",\"valueString\":\"")
         || fhir_json_escape(out, ngx_http_fhir_chain_id,
-                            ngx_strlen(ngx_http_fhir_chain_id)) != 0
+                            ngx_http_fhir_chain_id_len) != 0
         || !PUT("\"},{\"url\":\"record\",\"valueString\":\"")
         || fhir_json_escape(out, rec->data, rec->len) != 0
         || !PUT("}\"}")
@@ -585,28 +587,41 @@ static ngx_int_t
 ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
     fhir_buf_t *rec)
 {
-    u_char           *p, ts[64], head[256];
+    u_char           *p, head[256];
     ssize_t           n;
     ngx_tm_t          tm;
     ngx_time_t       *tp;
     ngx_file_info_t   fi;
     fhir_buf_t       *line = &ngx_http_fhir_line;
 
+    /* the timestamp, formatted once per millisecond of nginx's clock */
+    static u_char     ts[64];
+    static size_t     ts_len;
+    static time_t     ts_sec = -1;
+    static ngx_msec_t ts_msec;
+
     tp = ngx_timeofday();
-    ngx_gmtime(tp->sec, &tm);
-    p = ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ%Z",
-                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, tp->msec);
-    p--;   /* the NUL is for the syslog header's %s, not part of the text */
+
+    if (tp->sec != ts_sec || tp->msec != ts_msec) {
+        ngx_gmtime(tp->sec, &tm);
+        p = ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ%Z",
+                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                        tp->msec);
+        /* the NUL is for the syslog header's %s, not part of the text */
+        ts_len = p - 1 - ts;
+        ts_sec = tp->sec;
+        ts_msec = tp->msec;
+    }
 
     line->len = 0;
 
     if (acf->format == 1
-        ? ngx_http_fhir_auditevent(line, rec, (char *) ts, p - ts) != NGX_OK
+        ? ngx_http_fhir_auditevent(line, rec, (char *) ts, ts_len) != NGX_OK
         : (fhir_buf_puts(line, "{") != 0
-           || fhir_audit_str(line, "ts", (char *) ts, p - ts) != 0
+           || fhir_audit_str(line, "ts", (char *) ts, ts_len) != 0
            || fhir_audit_str(line, "chain", ngx_http_fhir_chain_id,
-                             ngx_strlen(ngx_http_fhir_chain_id)) != 0
+                             ngx_http_fhir_chain_id_len) != 0
            || fhir_buf_append(line, ",", 1) != 0
            || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0
            || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
