@@ -4,11 +4,8 @@
  * and its outcome known, each read event of a gateway request (one per batch
  * entry) becomes one sealed JSON line (core/fhir_audit.c), written with one
  * write() on an O_APPEND descriptor, or sent to syslog (RFC 5424).  Each
- * worker seals its own chain.  With buffer=SIZE, a file's records gather in
- * the worker and go out in one write() when the buffer is full, when
- * flush=TIME has passed since the first of them, on log rotation (USR1) and
- * when the worker exits, as access_log's buffer does.  With
- * fhir_audit_fail_closed, a worker whose
+ * worker seals its own chain.  There is no user-space buffering that a
+ * crash could lose.  With fhir_audit_fail_closed, a worker whose
  * last audit write failed refuses PHI requests with a 503 until a write
  * succeeds again (the refusals themselves are audited, which is how it
  * recovers).
@@ -35,20 +32,11 @@ static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
 ngx_int_t                   ngx_http_fhir_request_id_index = NGX_ERROR;
 static fhir_buf_t           ngx_http_fhir_line;
 
-/* buffer=SIZE: this worker's records not yet written, and their timer */
-static u_char              *ngx_http_fhir_audit_buf;
-static size_t               ngx_http_fhir_audit_buf_len;
-static ngx_event_t          ngx_http_fhir_audit_flush_ev;
-static ngx_http_fhir_audit_conf_t  *ngx_http_fhir_audit_buffered;
-
 
 static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, fhir_buf_t *rec);
 static ngx_int_t ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, u_char *data, size_t len);
-static void ngx_http_fhir_audit_file_flush(ngx_open_file_t *file,
-    ngx_log_t *log);
-static void ngx_http_fhir_audit_flush_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec,
     const char *ts, size_t ts_len);
 
@@ -164,66 +152,19 @@ ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         } else if (ngx_strcmp(value[i].data, "mode=0640") == 0) {
             acf->mode = 0640;
 
-        } else if (ngx_strncmp(value[i].data, "buffer=", 7) == 0) {
-            s.data = value[i].data + 7;
-            s.len = value[i].len - 7;
-            acf->buffer = ngx_parse_size(&s);
-            if (acf->buffer == (size_t) NGX_ERROR || acf->buffer < 4096
-                || acf->buffer > 1024 * 1024)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "fhir_audit_log: invalid \"%V\" "
-                                   "(a size from 4k to 1m)", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-        } else if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-            acf->flush = ngx_parse_time(&s, 0);
-            if (acf->flush == (ngx_msec_t) NGX_ERROR || acf->flush == 0
-                || acf->flush > 60000)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "fhir_audit_log: invalid \"%V\" "
-                                   "(a time from 1ms to 60s)", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "fhir_audit_log: invalid parameter \"%V\" "
-                               "(known: mode=0600, mode=0640, buffer=SIZE, "
-                               "flush=TIME)", &value[i]);
+                               "(audit files are mode=0600 or mode=0640; "
+                               "records are never buffered)", &value[i]);
             return NGX_CONF_ERROR;
         }
-    }
-
-    if (acf->flush && acf->buffer == 0) {
-        return "has \"flush=\" without \"buffer=\"";
-    }
-
-    if (acf->buffer && acf->flush == 0) {
-        acf->flush = 1000;
     }
 
     /* nginx opens it O_APPEND, and reopens it on USR1 (log rotation) */
     acf->file = ngx_conf_open_file(cf->cycle, &value[1]);
     if (acf->file == NULL) {
         return NGX_CONF_ERROR;
-    }
-
-    if (acf->buffer) {
-        if (acf->file->flush) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "fhir_audit_log: \"%V\" is also a buffered "
-                               "log of another directive", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        /* nginx calls it before a reopen (USR1) and at a worker's exit */
-        acf->file->flush = ngx_http_fhir_audit_file_flush;
-        acf->file->data = acf;
     }
 
     return NGX_CONF_OK;
@@ -244,14 +185,6 @@ ngx_http_fhir_audit_check(ngx_conf_t *cf, ngx_http_fhir_audit_conf_t *acf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_audit_fail_closed on\" needs an audit "
                            "sink: \"fhir_audit_log\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (acf->fail_closed == 1 && acf->buffer) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"fhir_audit_fail_closed on\" needs each record "
-                           "written before the next request: "
-                           "\"fhir_audit_log\" without \"buffer=\"");
         return NGX_CONF_ERROR;
     }
 
@@ -361,8 +294,7 @@ ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
         (void) ngx_nonblocking(ngx_http_fhir_syslog_fd);
     }
 
-    /* a first record opens the chain, and proves that the sink works
-     * (written at once, buffer= or not) */
+    /* a first record opens the chain, and proves that the sink works */
 
     ngx_memzero(&rec, sizeof(fhir_buf_t));
     if (fhir_buf_puts(&rec, "{") == 0
@@ -373,23 +305,6 @@ ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
     }
     fhir_buf_free(&rec);
 
-    /* buffer=: the records after it gather in the worker */
-
-    if (acf->file && acf->buffer) {
-        ngx_http_fhir_audit_buf = ngx_alloc(acf->buffer, cycle->log);
-        if (ngx_http_fhir_audit_buf == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_http_fhir_audit_buf_len = 0;
-        ngx_http_fhir_audit_buffered = acf;
-
-        ngx_http_fhir_audit_flush_ev.handler =
-                                            ngx_http_fhir_audit_flush_handler;
-        ngx_http_fhir_audit_flush_ev.data = acf;
-        ngx_http_fhir_audit_flush_ev.log = cycle->log;
-        ngx_http_fhir_audit_flush_ev.cancelable = 1;
-    }
-
     return NGX_OK;
 }
 
@@ -397,14 +312,6 @@ ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_fhir_audit_buffered) {
-        ngx_http_fhir_audit_file_flush(ngx_http_fhir_audit_buffered->file,
-                                       cycle->log);
-        ngx_free(ngx_http_fhir_audit_buf);
-        ngx_http_fhir_audit_buf = NULL;
-        ngx_http_fhir_audit_buffered = NULL;
-    }
-
     fhir_buf_free(&ngx_http_fhir_line);
     fhir_audit_chain_free(&ngx_http_fhir_chain);
 
@@ -643,31 +550,9 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
             }
         }
 
-        if (ngx_http_fhir_audit_buf == NULL) {
-            return ngx_http_fhir_audit_write(acf, log, (u_char *) line->data,
-                                             line->len);
-        }
-
-        /* buffer=: whole records only, so a file never holds half a line */
-
-        if (ngx_http_fhir_audit_buf_len + line->len > acf->buffer) {
-            ngx_http_fhir_audit_file_flush(acf->file, log);
-        }
-
-        if (line->len > acf->buffer) {
-            return ngx_http_fhir_audit_write(acf, log, (u_char *) line->data,
-                                             line->len);
-        }
-
-        ngx_memcpy(ngx_http_fhir_audit_buf + ngx_http_fhir_audit_buf_len,
-                   line->data, line->len);
-        ngx_http_fhir_audit_buf_len += line->len;
-
-        if (!ngx_http_fhir_audit_flush_ev.timer_set) {
-            ngx_add_timer(&ngx_http_fhir_audit_flush_ev, acf->flush);
-        }
-
-        return NGX_OK;
+        /* one write() per record, nothing held in the worker */
+        return ngx_http_fhir_audit_write(acf, log, (u_char *) line->data,
+                                         line->len);
 
     } else {
         /* RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG */
@@ -711,8 +596,7 @@ ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
 
     if (n != (ssize_t) len) {
         ngx_log_error(NGX_LOG_ALERT, log, n == -1 ? ngx_errno : 0,
-                      "fhir: audit %s not written to \"%V\"%s",
-                      ngx_http_fhir_audit_buf ? "records" : "record",
+                      "fhir: audit record not written to \"%V\"%s",
                       &acf->file->name,
                       acf->fail_closed ? "; PHI requests are refused "
                                          "until it can be"
@@ -723,34 +607,6 @@ ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
 
     ngx_http_fhir_audit_failed = 0;
     return NGX_OK;
-}
-
-
-static void
-ngx_http_fhir_audit_file_flush(ngx_open_file_t *file, ngx_log_t *log)
-{
-    ngx_http_fhir_audit_conf_t  *acf = file->data;
-
-    if (ngx_http_fhir_audit_flush_ev.timer_set) {
-        ngx_del_timer(&ngx_http_fhir_audit_flush_ev);
-    }
-
-    if (ngx_http_fhir_audit_buf == NULL || ngx_http_fhir_audit_buf_len == 0) {
-        return;
-    }
-
-    (void) ngx_http_fhir_audit_write(acf, log, ngx_http_fhir_audit_buf,
-                                     ngx_http_fhir_audit_buf_len);
-    ngx_http_fhir_audit_buf_len = 0;
-}
-
-
-static void
-ngx_http_fhir_audit_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_fhir_audit_conf_t  *acf = ev->data;
-
-    ngx_http_fhir_audit_file_flush(acf->file, ev->log);
 }
 
 

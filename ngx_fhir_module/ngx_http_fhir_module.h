@@ -58,8 +58,6 @@ typedef struct {
     ngx_str_t                  key;            /* fhir_audit_key_file */
     ngx_flag_t                 fail_closed;
     ngx_uint_t                 format;         /* 0: JSON lines, 1: AuditEvent */
-    size_t                     buffer;         /* buffer=SIZE, 0: none */
-    ngx_msec_t                 flush;          /* flush=TIME */
     ngx_uint_t                 set;
 } ngx_http_fhir_audit_conf_t;
 

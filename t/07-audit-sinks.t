@@ -77,48 +77,4 @@ my $pid = 'smart-1288992';
     $g->stop;
 }
 
-# buffer=: records gather in the worker and go out on rotation (USR1), on the
-# flush timer and when the worker exits; the chain stays whole
-sub events_in {
-    my ($log) = @_;
-    open my $fh, '<', $log or return ();
-    return map { JSON::PP->new->decode($_)->{event} } <$fh>;
-}
-sub wait_for {
-    my ($log, $n, $event) = @_;
-    for (1 .. 50) {
-        my @e = grep { $_ eq $event } events_in($log);
-        return scalar @e if @e >= $n;
-        select(undef, undef, undef, 0.1);
-    }
-    return scalar grep { $_ eq $event } events_in($log);
-}
-{
-    my $prefix = "$top/build/t/audit-buffer";
-    my $log = "$prefix/logs/audit.log";
-    my $g = start_gateway(name => 'audit-buffer', env => { AUDIT_LOG => "$log buffer=64k flush=30s" });
-    is(http_get($g->url . "/fhir/datica/Patient/$pid")->{status}, 200, 'served with a buffered audit file');
-    my @e = events_in($log);
-    is_deeply(\@e, ['audit.start'], 'buffered: the start record is written at once, the read is held');
-    open my $pf, '<', "$prefix/logs/nginx.pid" or die;
-    my $master = <$pf>;
-    chomp $master;
-    kill 'USR1', $master;
-    is(wait_for($log, 1, 'patient.read'), 1, 'rotation (USR1) writes the held record');
-    http_get($g->url . "/fhir/datica/Patient/$pid");
-    $g->stop;
-    is(scalar(grep { $_ eq 'patient.read' } events_in($log)), 2, 'the worker writes what it holds when it exits');
-    my $out = `$top/build/fhir-audit-verify --key $prefix/secrets/audit.key $log 2>&1`;
-    is($? >> 8, 0, 'the buffered chain verifies') or diag $out;
-}
-{
-    my $prefix = "$top/build/t/audit-flush";
-    my $log = "$prefix/logs/audit.log";
-    my $g = start_gateway(name => 'audit-flush', env => { AUDIT_LOG => "$log buffer=64k flush=300ms" });
-    http_get($g->url . "/fhir/datica/Patient/$pid");
-    http_get($g->url . "/fhir/redox/Patient/$pid");
-    is(wait_for($log, 2, 'patient.read'), 2, 'flush=300ms: the timer writes the held records');
-    $g->stop;
-}
-
 done_testing();
