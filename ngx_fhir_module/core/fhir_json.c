@@ -801,7 +801,10 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         out->data[out->len++] = '"';
         k = m->key;
 
-        if (m->type == FJ_STRING && m->raw == k + m->key_len + 3
+        /* (addresses compared as integers: k and raw may lie in
+         * different objects when a converter changed either) */
+        if (m->type == FJ_STRING
+            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 3
             && k[m->key_len] == '"' && k[m->key_len + 1] == ':'
             && k[m->key_len + 2] == '"')
         {
@@ -813,7 +816,8 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         }
 
         if (m->type != FJ_STRING && m->type != FJ_OBJECT
-            && m->type != FJ_ARRAY && m->raw == k + m->key_len + 2
+            && m->type != FJ_ARRAY
+            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 2
             && k[m->key_len] == '"' && k[m->key_len + 1] == ':')
         {
             n = (size_t) (m->raw + m->raw_len - k);
