@@ -219,7 +219,6 @@ typedef struct {
     fj_node_t    *pool;        /* nodes taken from the arena in blocks */
     fj_node_t    *pool_end;
     const char   *p;
-    const char   *start;
     const char   *end;
     unsigned      max_depth;
     const char   *err;
@@ -707,6 +706,20 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
 }
 
 
+static void
+fj_parser_init(fj_parser_t *ps, fj_arena_t *a, const char *text, size_t len,
+    unsigned max_depth)
+{
+    ps->arena = a;
+    ps->pool = NULL;
+    ps->pool_end = NULL;
+    ps->p = text;
+    ps->end = text + len;
+    ps->max_depth = max_depth;
+    ps->err = NULL;
+}
+
+
 fj_node_t *
 fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
     const char **err, size_t *err_at)
@@ -714,14 +727,7 @@ fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
     fj_parser_t   ps;
     fj_node_t    *n;
 
-    ps.arena = a;
-    ps.pool = NULL;
-    ps.pool_end = NULL;
-    ps.p = text;
-    ps.start = text;
-    ps.end = text + len;
-    ps.max_depth = max_depth;
-    ps.err = NULL;
+    fj_parser_init(&ps, a, text, len, max_depth);
 
     n = fj_parse_value(&ps, 0);
 
@@ -750,14 +756,7 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
     fj_parser_t   ps;
     fj_node_t    *n;
 
-    ps.arena = a;
-    ps.pool = NULL;
-    ps.pool_end = NULL;
-    ps.p = text;
-    ps.start = text;
-    ps.end = text + len;
-    ps.max_depth = max_depth;
-    ps.err = NULL;
+    fj_parser_init(&ps, a, text, len, max_depth);
 
     *incomplete = 0;
 
@@ -788,9 +787,10 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
     const fj_node_t  *m;
     const char       *k;
-    size_t            n;
+    size_t            n, q;
 
     for (m = obj->child; m; m = m->next) {
+        /* the key, and a scalar value copied with it, in one reservation */
         if (fhir_buf_reserve(out, m->key_len + m->raw_len + 6) != 0) {
             return -1;
         }
@@ -801,28 +801,22 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         out->data[out->len++] = '"';
         k = m->key;
 
-        /* (addresses compared as integers: k and raw may lie in
+        /* a scalar still as parsed: "key":"value" or "key":123 in the
+         * source (addresses compared as integers: k and raw may lie in
          * different objects when a converter changed either) */
-        if (m->type == FJ_STRING
-            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 3
-            && k[m->key_len] == '"' && k[m->key_len + 1] == ':'
-            && k[m->key_len + 2] == '"')
-        {
-            n = (size_t) (m->raw + m->raw_len - k);
-            memcpy(out->data + out->len, k, n);
-            out->len += n;
-            out->data[out->len++] = '"';
-            continue;
-        }
+        q = (m->type == FJ_STRING);
 
-        if (m->type != FJ_STRING && m->type != FJ_OBJECT
-            && m->type != FJ_ARRAY
-            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 2
-            && k[m->key_len] == '"' && k[m->key_len + 1] == ':')
+        if (m->type != FJ_OBJECT && m->type != FJ_ARRAY
+            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 2 + q
+            && k[m->key_len] == '"' && k[m->key_len + 1] == ':'
+            && (!q || k[m->key_len + 2] == '"'))
         {
             n = (size_t) (m->raw + m->raw_len - k);
             memcpy(out->data + out->len, k, n);
             out->len += n;
+            if (q) {
+                out->data[out->len++] = '"';
+            }
             continue;
         }
 
@@ -831,22 +825,8 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         out->data[out->len++] = '"';
         out->data[out->len++] = ':';
 
-        switch (m->type) {
-        case FJ_OBJECT:
-        case FJ_ARRAY:
-            if (fj_write(out, m) != 0) {
-                return -1;
-            }
-            break;
-        case FJ_STRING:
-            out->data[out->len++] = '"';
-            memcpy(out->data + out->len, m->raw, m->raw_len);
-            out->len += m->raw_len;
-            out->data[out->len++] = '"';
-            break;
-        default:
-            memcpy(out->data + out->len, m->raw, m->raw_len);
-            out->len += m->raw_len;
+        if (fj_write(out, m) != 0) {
+            return -1;
         }
     }
 
