@@ -189,15 +189,9 @@ ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ctx->oo.data = ngx_pnalloc(r->pool, buf.len);
-    if (ctx->oo.data == NULL) {
-        fhir_buf_free(&buf);
+    if (ngx_http_fhir_pool_copy(r->pool, &buf, &ctx->oo) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    ngx_memcpy(ctx->oo.data, buf.data, buf.len);
-    ctx->oo.len = buf.len;
-    fhir_buf_free(&buf);
 
     ctx->mode = NGX_HTTP_FHIR_REPLACE;
     ctx->oo_sent = 0;

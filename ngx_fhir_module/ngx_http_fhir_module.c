@@ -523,6 +523,24 @@ ngx_http_fhir_body_handler(ngx_http_request_t *r)
 }
 
 
+/* a core buffer moved into the pool (the core buffer is freed) */
+ngx_int_t
+ngx_http_fhir_pool_copy(ngx_pool_t *pool, fhir_buf_t *b, ngx_str_t *dst)
+{
+    dst->data = ngx_pnalloc(pool, b->len ? b->len : 1);
+    if (dst->data == NULL) {
+        fhir_buf_free(b);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, b->data, b->len);
+    dst->len = b->len;
+    fhir_buf_free(b);
+
+    return NGX_OK;
+}
+
+
 /* each batch entry's request, kept for the audit trail's records */
 static void
 ngx_http_fhir_batch_request(void *data, int post, const char *url,
@@ -558,6 +576,7 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     size_t        len;
     ngx_int_t     rc;
     ngx_buf_t    *b;
+    ngx_str_t     body;
     fhir_buf_t    out;
     ngx_chain_t  *cl;
 
@@ -647,20 +666,22 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
                                        (char *) p);
     }
 
-    if (ctx->batch_requests == NULL) {
+    if (ctx->batch_requests == NULL
+        || ngx_http_fhir_pool_copy(r->pool, &out, &body) != NGX_OK)
+    {
         fhir_buf_free(&out);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_create_temp_buf(r->pool, out.len);
+    b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
-        fhir_buf_free(&out);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->pos, out.data, out.len);
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->memory = 1;
     b->last_buf = 1;
-    fhir_buf_free(&out);
 
     cl = ngx_alloc_chain_link(r->pool);
     if (cl == NULL) {
@@ -1005,15 +1026,11 @@ ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->upstream_url.data = ngx_pnalloc(r->pool, out.len);
-    if (ctx->upstream_url.data == NULL) {
-        fhir_buf_free(&out);
+    if (ngx_http_fhir_pool_copy(r->pool, &out, &ctx->upstream_url)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ngx_memcpy(ctx->upstream_url.data, out.data, out.len);
-    ctx->upstream_url.len = out.len;
-    fhir_buf_free(&out);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "fhir: partner \"%V\" upstream \"%V\"",

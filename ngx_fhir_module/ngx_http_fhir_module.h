@@ -206,6 +206,8 @@ extern ngx_int_t     ngx_http_fhir_request_id_index;
 
 
 ngx_int_t ngx_http_fhir_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_fhir_pool_copy(ngx_pool_t *pool, fhir_buf_t *b,
+    ngx_str_t *dst);
 char *ngx_http_fhir_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out,
     size_t max, ngx_uint_t secret);
 
