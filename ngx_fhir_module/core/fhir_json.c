@@ -8,6 +8,10 @@
 
 #include "fhir_json.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 
 #define FJ_ONES  0x0101010101010101ULL
 #define FJ_HIGH  0x8080808080808080ULL
@@ -228,13 +232,13 @@ typedef struct {
 /* nodes per block: a parse wastes at most one block's tail */
 #define FJ_POOL  32
 
-static fj_node_t *fj_parse_value(fj_parser_t *ps, unsigned depth);
 
 
-static void
+/* compact JSON has no whitespace: one comparison in the common case */
+static inline void
 fj_skip_ws(fj_parser_t *ps)
 {
-    while (ps->p < ps->end
+    while (ps->p < ps->end && (unsigned char) *ps->p <= ' '
            && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r'
                || *ps->p == '\t'))
     {
@@ -279,6 +283,51 @@ fj_special8(const unsigned char *p)
 
 
 /*
+ * The first byte from p on that ends a plain run of a string (a quote, a
+ * backslash, a control character or a byte from 0x80 on), or the last
+ * fewer-than-eight bytes of the text, which the caller looks at one by one.
+ */
+static inline const unsigned char *
+fj_scan_plain(const unsigned char *p, const unsigned char *end)
+{
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* sixteen bytes at a time; a signed compare with 0x20 flags both the
+     * control characters and the bytes from 0x80 on */
+    while (end - p >= 16) {
+        __m128i   v;
+        unsigned  mask;
+
+        v = _mm_loadu_si128((const __m128i *) (const void *) p);
+        mask = (unsigned) _mm_movemask_epi8(
+                   _mm_or_si128(
+                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                       _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))));
+        if (mask) {
+            return p + __builtin_ctz(mask);
+        }
+        p += 16;
+    }
+#endif
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__)                              \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t  x = fj_special8(p);
+
+        if (x) {
+            /* no false flag comes before the first true one */
+            return p + (__builtin_ctzll(x) >> 3);
+        }
+        p += 8;
+    }
+#endif
+
+    return p;
+}
+
+
+/*
  * The rest of a string from p on: escapes, UTF-8 sequences, and the last
  * bytes of the text.  *raw is already set.
  */
@@ -293,20 +342,7 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
 
     for ( ;; ) {
 
-        /* plain ASCII, eight bytes at a time */
-        while (end - p >= 8) {
-            uint64_t  x = fj_special8(p);
-
-            if (x) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__)                           \
-    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                /* no false hit comes before the first true one */
-                p += __builtin_ctzll(x) >> 3;
-#endif
-                break;
-            }
-            p += 8;
-        }
+        p = fj_scan_plain(p, end);
 
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
             p++;
@@ -414,29 +450,17 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
 static inline int
 fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
 {
-    const unsigned char  *p, *end;
-    uint64_t              x;
+    const unsigned char  *p;
 
-    p = (const unsigned char *) ps->p;
-    end = (const unsigned char *) ps->end;
     *raw = ps->p;
+    p = fj_scan_plain((const unsigned char *) ps->p,
+                      (const unsigned char *) ps->end);
 
-#if defined(__GNUC__) && defined(__BYTE_ORDER__)                              \
-    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    while (end - p >= 8) {
-        x = fj_special8(p);
-        if (x) {
-            p += __builtin_ctzll(x) >> 3;
-            if (*p == '"') {
-                *raw_len = (size_t) ((const char *) p - *raw);
-                ps->p = (const char *) p + 1;
-                return 0;
-            }
-            break;
-        }
-        p += 8;
+    if ((const char *) p < ps->end && *p == '"') {
+        *raw_len = (size_t) ((const char *) p - *raw);
+        ps->p = (const char *) p + 1;
+        return 0;
     }
-#endif
 
     return fj_parse_string_slow(ps, raw, raw_len, p);
 }
@@ -524,20 +548,11 @@ fj_literal(fj_parser_t *ps, const char *lit, size_t len)
 }
 
 
-static fj_node_t *
-fj_parse_value(fj_parser_t *ps, unsigned depth)
+/* a cleared node from the parser's block */
+static inline fj_node_t *
+fj_node(fj_parser_t *ps)
 {
-    fj_node_t   *n, *m, *last, *k;
-    uint64_t     seen, bit;
-    const char  *key, *start;
-    size_t       key_len;
-
-    fj_skip_ws(ps);
-
-    if (ps->p >= ps->end) {
-        ps->err = "unexpected end of JSON";
-        return NULL;
-    }
+    fj_node_t  *n;
 
     if (ps->pool == ps->pool_end) {
         ps->pool = fj_alloc(ps->arena, FJ_POOL * sizeof(fj_node_t));
@@ -557,152 +572,286 @@ fj_parse_value(fj_parser_t *ps, unsigned depth)
     n->child = NULL;
     n->next = NULL;
 
-    switch (*ps->p) {
+    return n;
+}
 
-    case '{':
-        if (depth >= ps->max_depth) {
-            ps->err = "JSON nested too deep";
-            return NULL;
-        }
-        n->type = FJ_OBJECT;
-        ps->p++;
-        fj_skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            return n;
-        }
-        last = NULL;
-        seen = 0;
-        for ( ;; ) {
-            fj_skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != '"') {
-                ps->err = "expected a key";
-                return NULL;
-            }
-            ps->p++;
-            if (fj_parse_string(ps, &key, &key_len) != 0) {
-                return NULL;
-            }
-            /* a duplicate is looked for only when a key of the same
-             * length and first byte was seen in this object */
-            bit = (uint64_t) 1 << ((key_len * 5 + (unsigned char) key[0])
-                                   & 63);
-            if (seen & bit) {
-                for (k = n->child; k; k = k->next) {
-                    if (k->key_len == key_len
-                        && memcmp(k->key, key, key_len) == 0)
-                    {
-                        ps->p = key;
-                        ps->err = "duplicate key in object";
-                        return NULL;
-                    }
-                }
-            }
-            seen |= bit;
-            fj_skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':') {
-                ps->err = "expected ':'";
-                return NULL;
-            }
-            ps->p++;
-            m = fj_parse_value(ps, depth + 1);
-            if (m == NULL) {
-                return NULL;
-            }
-            m->key = key;
-            m->key_len = key_len;
-            if (last) {
-                last->next = m;
-            } else {
-                n->child = m;
-            }
-            last = m;
-            fj_skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == '}') {
-                ps->p++;
-                return n;
-            }
-            ps->err = "expected ',' or '}'";
-            return NULL;
-        }
 
-    case '[':
-        if (depth >= ps->max_depth) {
-            ps->err = "JSON nested too deep";
+/* whitespace from p on (compact JSON has none: one comparison) */
+#define FJ_SKIP_WS(p, end)                                                    \
+    while ((p) < (end) && (unsigned char) *(p) <= ' '                         \
+           && (*(p) == ' ' || *(p) == '\n' || *(p) == '\r' || *(p) == '\t'))  \
+    {                                                                         \
+        (p)++;                                                                \
+    }
+
+
+/* a string from *pp (just after its opening quote) on */
+static inline int
+fj_string_at(fj_parser_t *ps, const char **pp, const char **raw,
+    size_t *raw_len)
+{
+    const unsigned char  *q;
+
+    *raw = *pp;
+    q = fj_scan_plain((const unsigned char *) *pp,
+                      (const unsigned char *) ps->end);
+
+    if ((const char *) q < ps->end && *q == '"') {
+        *raw_len = (size_t) ((const char *) q - *raw);
+        *pp = (const char *) q + 1;
+        return 0;
+    }
+
+    if (fj_parse_string_slow(ps, raw, raw_len, q) != 0) {
+        return -1;
+    }
+
+    *pp = ps->p;
+    return 0;
+}
+
+
+/* the open objects and arrays of a parse */
+typedef struct {
+    fj_node_t   *node;
+    fj_node_t   *last;         /* its last member or element so far */
+    uint64_t     seen;         /* objects: a filter of the keys seen */
+} fj_frame_t;
+
+#define FJ_FRAMES  64
+
+
+/*
+ * One JSON value from ps->p on, without recursion: the open containers are
+ * on an explicit stack and the cursor stays in a register.  On failure
+ * ps->p is where the text went wrong and ps->err says how.
+ */
+static fj_node_t *
+fj_parse_value(fj_parser_t *ps)
+{
+    fj_frame_t   frames[FJ_FRAMES], *st, *top;
+    fj_node_t   *n, *root, *k;
+    uint64_t     bit;
+    unsigned     depth;
+    const char  *p, *end, *key, *start;
+    size_t       key_len;
+
+    p = ps->p;
+    end = ps->end;
+    root = NULL;
+    depth = 0;
+    key = NULL;
+    key_len = 0;
+    st = frames;
+
+    if (ps->max_depth > FJ_FRAMES) {
+        st = fj_alloc(ps->arena, ps->max_depth * sizeof(fj_frame_t));
+        if (st == NULL) {
+            ps->err = "out of memory";
             return NULL;
         }
-        n->type = FJ_ARRAY;
-        ps->p++;
-        fj_skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
-            return n;
+    }
+
+value:
+
+    FJ_SKIP_WS(p, end);
+
+    if (p >= end) {
+        ps->err = "unexpected end of JSON";
+        goto failed;
+    }
+
+    n = fj_node(ps);
+    if (n == NULL) {
+        goto failed;
+    }
+
+    n->key = key;
+    n->key_len = key_len;
+
+    if (depth) {
+        top = &st[depth - 1];
+        if (top->last) {
+            top->last->next = n;
+        } else {
+            top->node->child = n;
         }
-        last = NULL;
-        for ( ;; ) {
-            m = fj_parse_value(ps, depth + 1);
-            if (m == NULL) {
-                return NULL;
-            }
-            if (last) {
-                last->next = m;
-            } else {
-                n->child = m;
-            }
-            last = m;
-            fj_skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
-                return n;
-            }
-            ps->err = "expected ',' or ']'";
-            return NULL;
-        }
+        top->last = n;
+    } else {
+        root = n;
+    }
+
+    switch (*p) {
 
     case '"':
         n->type = FJ_STRING;
-        ps->p++;
-        if (fj_parse_string(ps, &n->raw, &n->raw_len) != 0) {
+        p++;
+        if (fj_string_at(ps, &p, &n->raw, &n->raw_len) != 0) {
             return NULL;
         }
-        return n;
+        break;
+
+    case '{':
+    case '[':
+        if (depth >= ps->max_depth) {
+            ps->err = "JSON nested too deep";
+            goto failed;
+        }
+        n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
+        top = &st[depth++];
+        top->node = n;
+        top->last = NULL;
+        top->seen = 0;
+        p++;
+        FJ_SKIP_WS(p, end);
+
+        if (n->type == FJ_OBJECT) {
+            if (p < end && *p == '}') {
+                p++;
+                depth--;
+                goto next;
+            }
+            goto member;
+        }
+
+        if (p < end && *p == ']') {
+            p++;
+            depth--;
+            goto next;
+        }
+        key = NULL;
+        key_len = 0;
+        goto value;
 
     case 't':
         n->type = FJ_TRUE;
-        n->raw = ps->p;
+        n->raw = p;
         n->raw_len = 4;
-        return fj_literal(ps, "true", 4) == 0 ? n : NULL;
+        ps->p = p;
+        if (fj_literal(ps, "true", 4) != 0) {
+            return NULL;
+        }
+        p = ps->p;
+        break;
 
     case 'f':
         n->type = FJ_FALSE;
-        n->raw = ps->p;
+        n->raw = p;
         n->raw_len = 5;
-        return fj_literal(ps, "false", 5) == 0 ? n : NULL;
+        ps->p = p;
+        if (fj_literal(ps, "false", 5) != 0) {
+            return NULL;
+        }
+        p = ps->p;
+        break;
 
     case 'n':
         n->type = FJ_NULL;
-        n->raw = ps->p;
+        n->raw = p;
         n->raw_len = 4;
-        return fj_literal(ps, "null", 4) == 0 ? n : NULL;
+        ps->p = p;
+        if (fj_literal(ps, "null", 4) != 0) {
+            return NULL;
+        }
+        p = ps->p;
+        break;
 
     default:
-        start = ps->p;
+        start = p;
+        ps->p = p;
         if (fj_parse_number(ps) != 0) {
             return NULL;
         }
+        p = ps->p;
         n->type = FJ_NUMBER;
         n->raw = start;
-        n->raw_len = (size_t) (ps->p - start);
-        return n;
+        n->raw_len = (size_t) (p - start);
+        break;
     }
+
+next:
+    /* after a value: the next member or element, or the end of some */
+
+    if (depth == 0) {
+        ps->p = p;
+        return root;
+    }
+
+    top = &st[depth - 1];
+
+    FJ_SKIP_WS(p, end);
+
+    if (top->node->type == FJ_OBJECT) {
+        if (p < end && *p == ',') {
+            p++;
+            goto member;
+        }
+        if (p < end && *p == '}') {
+            p++;
+            depth--;
+            goto next;
+        }
+        ps->err = "expected ',' or '}'";
+        goto failed;
+    }
+
+    if (p < end && *p == ',') {
+        p++;
+        key = NULL;
+        key_len = 0;
+        goto value;
+    }
+    if (p < end && *p == ']') {
+        p++;
+        depth--;
+        goto next;
+    }
+    ps->err = "expected ',' or ']'";
+    goto failed;
+
+member:
+
+    FJ_SKIP_WS(p, end);
+
+    if (p >= end || *p != '"') {
+        ps->err = "expected a key";
+        goto failed;
+    }
+    p++;
+
+    if (fj_string_at(ps, &p, &key, &key_len) != 0) {
+        return NULL;
+    }
+
+    /* a duplicate is looked for only when a key of the same length and
+     * first byte was seen in this object */
+    top = &st[depth - 1];
+    bit = (uint64_t) 1 << ((key_len * 5 + (unsigned char) key[0]) & 63);
+    if (top->seen & bit) {
+        for (k = top->node->child; k; k = k->next) {
+            if (k->key_len == key_len && memcmp(k->key, key, key_len) == 0) {
+                p = key;
+                ps->err = "duplicate key in object";
+                goto failed;
+            }
+        }
+    }
+    top->seen |= bit;
+
+    FJ_SKIP_WS(p, end);
+
+    if (p >= end || *p != ':') {
+        ps->err = "expected ':'";
+        goto failed;
+    }
+    p++;
+
+    goto value;
+
+failed:
+
+    ps->p = p;
+    return NULL;
 }
 
 
@@ -729,7 +878,7 @@ fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
 
     fj_parser_init(&ps, a, text, len, max_depth);
 
-    n = fj_parse_value(&ps, 0);
+    n = fj_parse_value(&ps);
 
     if (n != NULL) {
         fj_skip_ws(&ps);
@@ -760,7 +909,7 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
 
     *incomplete = 0;
 
-    n = fj_parse_value(&ps, 0);
+    n = fj_parse_value(&ps);
 
     if (n == NULL) {
         /* a number may end exactly at the end of the text: so may all */

@@ -281,6 +281,61 @@ test_errors(void)
                   0) != 0 && strstr(err, "nested") != NULL,
           "deep nesting is refused (%s)", err);
 
+    /* the parser itself: depth limits on both sides of its frame stack,
+     * where each error is found, and a prefix that may still grow */
+    {
+        fj_arena_t   a = { NULL, 0 };
+        fj_node_t   *n;
+        const char  *e;
+        char         nest[512];
+        size_t       at, used;
+        int          inc;
+        unsigned     d;
+        static const struct { const char *json; const char *err; size_t at; }
+                     pos[] = {
+            { "{\"a\" 1}", "expected ':'", 5 },
+            { "{\"a\":1 \"b\":2}", "expected ',' or '}'", 7 },
+            { "[1 2]", "expected ',' or ']'", 3 },
+            { "{\"a\":1,\"a\":2}", "duplicate key", 8 },
+            { "{\"a\":1,}", "expected a key", 7 },
+            { "[tru]", "unexpected character", 1 },
+            { "{\"a\":\"x\\u00\"}", "\\u escape", 7 },
+        };
+
+        for (d = 63; d <= 201; d += (d == 66 ? 134 : 1)) {
+            for (i = 0; i < d; i++) {
+                nest[i] = '[';
+                nest[2 * d - 1 - i] = ']';
+            }
+            n = fj_parse(&a, nest, 2 * d, d, &e, &at);
+            CHECK(n != NULL && fj_write(&out, n) == 0 && out.len == 2 * d
+                  && memcmp(out.data, nest, out.len) == 0,
+                  "%u arrays deep, limit %u: parsed and written back", d, d);
+            out.len = 0;
+            n = fj_parse(&a, nest, 2 * d, d - 1, &e, &at);
+            CHECK(n == NULL && strstr(e, "nested") && at == d - 1,
+                  "%u arrays deep, limit %u: refused at %zu", d, d - 1, at);
+            fj_arena_reset(&a);
+        }
+
+        for (i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
+            n = fj_parse(&a, pos[i].json, strlen(pos[i].json), 8, &e, &at);
+            CHECK(n == NULL && strstr(e, pos[i].err) && at == pos[i].at,
+                  "%s: \"%s\" at %zu (got \"%s\" at %zu)", pos[i].json,
+                  pos[i].err, pos[i].at, n ? "" : e, at);
+            fj_arena_reset(&a);
+        }
+
+        n = fj_parse_prefix(&a, "{\"a\":[1,", 8, 8, &used, &inc, &e, &at);
+        CHECK(n == NULL && inc == 1, "a cut prefix may still grow (%s)", e);
+        n = fj_parse_prefix(&a, "{\"a\":[1]}x", 10, 8, &used, &inc, &e, &at);
+        CHECK(n != NULL && used == 9, "a whole prefix ends at its brace (%s)",
+              n ? "" : e);
+        n = fj_parse_prefix(&a, "{\"a\":[1}", 8, 8, &used, &inc, &e, &at);
+        CHECK(n == NULL && inc == 0, "a broken prefix is an error");
+        fj_arena_free(&a);
+    }
+
     /* one resource larger than the limit */
     CHECK(convert("{\"resourceType\":\"Patient\",\"id\":\"0123456789\"}", 44,
                   FHIR_STU3, 3, &out, err, sizeof(err), 20) != 0
