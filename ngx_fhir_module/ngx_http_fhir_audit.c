@@ -501,25 +501,27 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
     ngx_file_info_t   fi;
     fhir_buf_t       *line = &ngx_http_fhir_line;
 
-    /* the timestamp, formatted once per millisecond of nginx's clock */
+    /* the timestamp: its date and time formatted once a second, its
+     * milliseconds written at each record */
     static u_char     ts[64];
     static size_t     ts_len;
     static time_t     ts_sec = -1;
-    static ngx_msec_t ts_msec;
 
     tp = ngx_timeofday();
 
-    if (tp->sec != ts_sec || tp->msec != ts_msec) {
+    if (tp->sec != ts_sec) {
         ngx_gmtime(tp->sec, &tm);
-        p = ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ%Z",
+        p = ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02d.000Z%Z",
                         tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
-                        tp->msec);
+                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
         /* the NUL is for the syslog header's %s, not part of the text */
         ts_len = p - 1 - ts;
         ts_sec = tp->sec;
-        ts_msec = tp->msec;
     }
+
+    ts[ts_len - 4] = (u_char) ('0' + tp->msec / 100);
+    ts[ts_len - 3] = (u_char) ('0' + tp->msec / 10 % 10);
+    ts[ts_len - 2] = (u_char) ('0' + tp->msec % 10);
 
     line->len = 0;
 

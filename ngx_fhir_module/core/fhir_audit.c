@@ -213,9 +213,8 @@ fhir_audit_classify(int post, const char *path, size_t path_len,
 
 /* ,"name": (no comma after the opening brace) */
 static int
-fhir_audit_name(fhir_buf_t *b, const char *name, size_t extra)
+fhir_audit_name(fhir_buf_t *b, const char *name, size_t n, size_t extra)
 {
-    size_t  n = strlen(name);
     char   *p;
 
     if (fhir_buf_reserve(b, n + 4 + extra) != 0) {
@@ -250,14 +249,14 @@ fhir_audit_digits(char *end, unsigned long long v)
 
 
 int
-fhir_audit_str(fhir_buf_t *b, const char *name, const char *v, size_t len)
+fhir_audit_strn(fhir_buf_t *b, const char *name, size_t name_len,
+    const char *v, size_t len)
 {
     if (v == NULL) {
-        return fhir_audit_name(b, name, 4) != 0
-               || fhir_buf_append(b, "null", 4) != 0 ? -1 : 0;
+        return fhir_audit_rawn(b, name, name_len, "null", 4);
     }
 
-    if (fhir_audit_name(b, name, len + 2) != 0) {
+    if (fhir_audit_name(b, name, name_len, len + 2) != 0) {
         return -1;
     }
 
@@ -273,7 +272,8 @@ fhir_audit_str(fhir_buf_t *b, const char *name, const char *v, size_t len)
 
 
 int
-fhir_audit_num(fhir_buf_t *b, const char *name, long long v)
+fhir_audit_numn(fhir_buf_t *b, const char *name, size_t name_len,
+    long long v)
 {
     char  num[24], *p;
 
@@ -284,14 +284,16 @@ fhir_audit_num(fhir_buf_t *b, const char *name, long long v)
         *--p = '-';
     }
 
-    return fhir_audit_raw(b, name, p, (size_t) (num + sizeof(num) - p));
+    return fhir_audit_rawn(b, name, name_len, p,
+                           (size_t) (num + sizeof(num) - p));
 }
 
 
 int
-fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json, size_t len)
+fhir_audit_rawn(fhir_buf_t *b, const char *name, size_t name_len,
+    const char *json, size_t len)
 {
-    if (fhir_audit_name(b, name, len) != 0) {
+    if (fhir_audit_name(b, name, name_len, len) != 0) {
         return -1;
     }
 

@@ -46,13 +46,24 @@ void fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key,
     size_t key_len);
 void fhir_audit_chain_free(fhir_audit_chain_t *c);
 
-/* record building: {"name":value,... without the closing brace */
-int fhir_audit_str(fhir_buf_t *b, const char *name, const char *v,
-    size_t len);
-int fhir_audit_num(fhir_buf_t *b, const char *name, long long v);
+/*
+ * record building: {"name":value,... without the closing brace; name is a
+ * string literal (the macros measure it at compile time)
+ */
+int fhir_audit_strn(fhir_buf_t *b, const char *name, size_t name_len,
+    const char *v, size_t len);
+int fhir_audit_numn(fhir_buf_t *b, const char *name, size_t name_len,
+    long long v);
 /* a member whose value is JSON text already (an object, an array) */
-int fhir_audit_raw(fhir_buf_t *b, const char *name, const char *json,
-    size_t len);
+int fhir_audit_rawn(fhir_buf_t *b, const char *name, size_t name_len,
+    const char *json, size_t len);
+
+#define fhir_audit_str(b, name, v, len)                                       \
+    fhir_audit_strn((b), "" name, sizeof("" name) - 1, (v), (len))
+#define fhir_audit_num(b, name, v)                                            \
+    fhir_audit_numn((b), "" name, sizeof("" name) - 1, (v))
+#define fhir_audit_raw(b, name, json, len)                                    \
+    fhir_audit_rawn((b), "" name, sizeof("" name) - 1, (json), (len))
 
 /*
  * Seals the record in b ("{...members" without the closing brace): appends

@@ -17,6 +17,10 @@
 #define FJ_HIGH  0x8080808080808080ULL
 
 
+static inline const unsigned char *fj_scan_plain(const unsigned char *p,
+    const unsigned char *end);
+
+
 /* buffers */
 
 int
@@ -82,20 +86,31 @@ fhir_buf_free(fhir_buf_t *b)
 int
 fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
 {
-    static const char  hex[] = "0123456789abcdef";
-    unsigned char      c;
-    size_t             i, run;
-    char              *p;
+    static const char     hex[] = "0123456789abcdef";
+    unsigned char         c;
+    size_t                i, run;
+    char                 *p;
+    const unsigned char  *q, *e;
+
+    e = (const unsigned char *) s + len;
 
     for (i = 0; i < len; i += run) {
 
-        /* a run of bytes that stay as they are, copied at once */
-        for (run = 0; i + run < len; run++) {
-            c = (unsigned char) s[i + run];
-            if (c < 0x20 || c == '"' || c == '\\') {
-                break;
+        /* a run of bytes that stay as they are, found a word at a time
+         * (the scan also stops at UTF-8, which stays too) and copied at
+         * once */
+        q = (const unsigned char *) s + i;
+        for ( ;; ) {
+            q = fj_scan_plain(q, e);
+            if (q < e && (*q >= 0x80
+                          || (*q >= 0x20 && *q != '"' && *q != '\\')))
+            {
+                q++;
+                continue;
             }
+            break;
         }
+        run = (size_t) (q - ((const unsigned char *) s + i));
 
         if (run) {
             if (fhir_buf_append(out, s + i, run) != 0) {

@@ -814,6 +814,56 @@ test_form(void)
 }
 
 
+
+/* the escaper against a byte-by-byte reference, on every byte value and
+ * on runs of each length around the word sizes */
+static void
+test_escape(void)
+{
+    static const char  hex[] = "0123456789abcdef";
+    fhir_buf_t         out = { NULL, 0, 0 };
+    char               in[300], want[2000];
+    size_t             i, j, n, w;
+    unsigned           seed = 1;
+    int                bad = 0;
+
+    for (j = 0; j < 2000; j++) {
+        n = j % 40 + (j % 7 == 0 ? 200 : 0);
+        for (i = 0; i < n; i++) {
+            seed = seed * 1103515245 + 12345;
+            /* mostly plain ASCII, sometimes a byte that must be escaped
+             * or UTF-8 that must not */
+            in[i] = (seed >> 16) % 10 ? (char) ('a' + (seed >> 8) % 26)
+                                      : (char) (seed >> 20);
+        }
+        w = 0;
+        for (i = 0; i < n; i++) {
+            unsigned char  c = (unsigned char) in[i];
+
+            if (c == '"' || c == '\\') {
+                want[w++] = '\\';
+                want[w++] = (char) c;
+            } else if (c < 0x20) {
+                memcpy(want + w, "\\u00", 4);
+                want[w + 4] = hex[c >> 4];
+                want[w + 5] = hex[c & 0xf];
+                w += 6;
+            } else {
+                want[w++] = (char) c;
+            }
+        }
+        out.len = 0;
+        if (fhir_json_escape(&out, in, n) != 0 || out.len != w
+            || memcmp(out.data, want, w) != 0)
+        {
+            bad++;
+        }
+    }
+
+    CHECK(bad == 0, "the escaper agrees with the reference (%d differ)", bad);
+    fhir_buf_free(&out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -829,6 +879,7 @@ main(int argc, char **argv)
     test_oo();
     test_audit_chain();
     test_form();
+    test_escape();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
     test_golden("t/golden/stu3", FHIR_STU3);
