@@ -82,7 +82,7 @@ $(SCHEMA_DEPS): t/schema/package.json t/schema/package-lock.json
 	@touch $@
 
 # fuzz targets (t/fuzz): replayed under ASan/UBSan on every "make test"
-FUZZ_TARGETS := stream request jwt
+FUZZ_TARGETS := stream request jwt json
 FUZZ_REGRESS := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/regress_%)
 SAN_FLAGS    := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 
@@ -95,6 +95,7 @@ fuzz-regressions: $(FUZZ_REGRESS)
 	$(BUILD)/fuzz/regress_stream t/fuzz/regress/stream t/data/corpus/dstu2 t/data/corpus/stu3
 	$(BUILD)/fuzz/regress_request t/fuzz/regress/request
 	$(BUILD)/fuzz/regress_jwt t/fuzz/regress/jwt
+	$(BUILD)/fuzz/regress_json t/fuzz/regress/json t/data/corpus/dstu2 t/data/corpus/stu3
 
 # libFuzzer (Debian's clang), FUZZ_SECONDS each, seeded from the corpus;
 # a crash is saved under build/fuzz/ to be fixed and kept in t/fuzz/regress/
@@ -110,7 +111,7 @@ fuzz:
 	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	        -artifact_prefix=$(BUILD)/fuzz/crash_$$t- \
 	        $(BUILD)/fuzz/corpus_$$t t/fuzz/regress/$$t \
-	        $$( [ $$t = stream ] && echo t/golden/dstu2 t/golden/stu3 ) 2>&1 | tail -3; \
+	        $$( [ $$t = stream ] || [ $$t = json ] && echo t/golden/dstu2 t/golden/stu3 ) 2>&1 | tail -3; \
 	done
 
 test: deps all $(SCHEMA_DEPS) fuzz-regressions

@@ -644,28 +644,30 @@ typedef struct {
 static fj_node_t *
 fj_parse_value(fj_parser_t *ps)
 {
-    fj_frame_t   frames[FJ_FRAMES], *st, *top;
+    fj_frame_t   frames[FJ_FRAMES + 1], *st, *top, *limit;
     fj_node_t   *n, *root, *k;
     uint64_t     bit;
-    unsigned     depth;
     const char  *p, *end, *key, *start;
     size_t       key_len;
 
     p = ps->p;
     end = ps->end;
     root = NULL;
-    depth = 0;
     key = NULL;
     key_len = 0;
     st = frames;
 
     if (ps->max_depth > FJ_FRAMES) {
-        st = fj_alloc(ps->arena, ps->max_depth * sizeof(fj_frame_t));
+        st = fj_alloc(ps->arena, (ps->max_depth + 1) * sizeof(fj_frame_t));
         if (st == NULL) {
             ps->err = "out of memory";
             return NULL;
         }
     }
+
+    /* top is the innermost open container; st itself stands for none */
+    top = st;
+    limit = st + ps->max_depth;
 
 value:
 
@@ -684,8 +686,7 @@ value:
     n->key = key;
     n->key_len = key_len;
 
-    if (depth) {
-        top = &st[depth - 1];
+    if (top != st) {
         if (top->last) {
             top->last->next = n;
         } else {
@@ -708,22 +709,22 @@ value:
 
     case '{':
     case '[':
-        if (depth >= ps->max_depth) {
+        if (top == limit) {
             ps->err = "JSON nested too deep";
             goto failed;
         }
-        n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
-        top = &st[depth++];
+        top++;
         top->node = n;
         top->last = NULL;
         top->seen = 0;
+        n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
         p++;
         FJ_SKIP_WS(p, end);
 
         if (n->type == FJ_OBJECT) {
             if (p < end && *p == '}') {
                 p++;
-                depth--;
+                top--;
                 goto next;
             }
             goto member;
@@ -731,7 +732,7 @@ value:
 
         if (p < end && *p == ']') {
             p++;
-            depth--;
+            top--;
             goto next;
         }
         key = NULL;
@@ -787,41 +788,31 @@ value:
 next:
     /* after a value: the next member or element, or the end of some */
 
-    if (depth == 0) {
+    if (top == st) {
         ps->p = p;
         return root;
     }
 
-    top = &st[depth - 1];
-
     FJ_SKIP_WS(p, end);
-
-    if (top->node->type == FJ_OBJECT) {
-        if (p < end && *p == ',') {
-            p++;
-            goto member;
-        }
-        if (p < end && *p == '}') {
-            p++;
-            depth--;
-            goto next;
-        }
-        ps->err = "expected ',' or '}'";
-        goto failed;
-    }
 
     if (p < end && *p == ',') {
         p++;
+        if (top->node->type == FJ_OBJECT) {
+            goto member;
+        }
         key = NULL;
         key_len = 0;
         goto value;
     }
-    if (p < end && *p == ']') {
+
+    if (p < end && *p == (top->node->type == FJ_OBJECT ? '}' : ']')) {
         p++;
-        depth--;
+        top--;
         goto next;
     }
-    ps->err = "expected ',' or ']'";
+
+    ps->err = top->node->type == FJ_OBJECT ? "expected ',' or '}'"
+                                           : "expected ',' or ']'";
     goto failed;
 
 member:
@@ -840,7 +831,6 @@ member:
 
     /* a duplicate is looked for only when a key of the same length and
      * first byte was seen in this object */
-    top = &st[depth - 1];
     bit = (uint64_t) 1 << ((key_len * 5 + (unsigned char) key[0]) & 63);
     if (top->seen & bit) {
         for (k = top->node->child; k; k = k->next) {
