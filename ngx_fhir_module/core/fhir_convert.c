@@ -429,6 +429,8 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
                     continue;
                 }
                 m->type = e->type;
+                m->raw = e->raw;
+                m->raw_len = e->raw_len;
                 m->child = e->child;
             }
 

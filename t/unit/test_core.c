@@ -381,6 +381,12 @@ test_conversions(void)
     CHECK(HAS(o, "extension-Condition.abatementBoolean\",\"valueBoolean\":"
                  "true"), "abatementBoolean kept as an extension: %s", o);
 
+    /* a DSTU2 _family whose first non-null part is not an object (not
+     * valid FHIR): the value is kept as sent, not emptied */
+    o = conv_str("{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+                 "[\"A\"],\"_family\":[null,\"x\"]}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"_family\":\"x\""), "an odd _family kept: %s", o);
+
     /* a Condition with no category gets a data-absent-reason */
     o = conv_str("{\"resourceType\":\"Condition\",\"subject\":{}}",
                  FHIR_STU3);
