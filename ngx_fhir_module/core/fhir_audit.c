@@ -377,13 +377,16 @@ fhir_audit_hex(const unsigned char *md, size_t len, char *hex)
 {
     static const char  digits[] = "0123456789abcdef";
     size_t             i;
+    unsigned           b;
 
     for (i = 0; i < len; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0xf];
+        b = md[i];
+        hex[0] = digits[b >> 4];
+        hex[1] = digits[b & 0xf];
+        hex += 2;
     }
 
-    hex[2 * len] = '\0';
+    *hex = '\0';
 }
 
 

@@ -99,23 +99,25 @@ fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
         /* a run of bytes that stay as they are, found a word at a time
          * (the scan also stops at UTF-8, which stays too) and copied at
          * once */
-        q = (const unsigned char *) s + i;
-        for ( ;; ) {
-            q = fj_scan_plain(q, e);
-            if (q < e && (*q >= 0x80
-                          || (*q >= 0x20 && *q != '"' && *q != '\\')))
-            {
-                q++;
-                continue;
+        q = fj_scan_plain((const unsigned char *) s + i, e);
+        while (q < e) {
+            c = *q;
+            if (c < 0x20 || c == '"' || c == '\\') {
+                break;
             }
-            break;
+            q++;
+            if (c >= 0x80) {
+                q = fj_scan_plain(q, e);
+            }
         }
         run = (size_t) (q - ((const unsigned char *) s + i));
 
         if (run) {
-            if (fhir_buf_append(out, s + i, run) != 0) {
+            if (fhir_buf_reserve(out, run) != 0) {
                 return -1;
             }
+            memcpy(out->data + out->len, s + i, run);
+            out->len += run;
             continue;
         }
 
