@@ -383,31 +383,112 @@ fhir_split_extension_values(fhir_conv_t *c, fj_node_t *arr)
 }
 
 
+/* the keys the walk acts on, told apart by length first */
+enum {
+    FHIR_K_OTHER = 0,
+    FHIR_K_COMMENTS,
+    FHIR_K_SYSTEM,
+    FHIR_K_REFERENCE,
+    FHIR_K_FAMILY,
+    FHIR_K__FAMILY,
+    FHIR_K_EXTENSION,
+    FHIR_K_CONTAINED,
+    FHIR_K_REPEAT,
+    FHIR_K_PERIODUNITS,
+    FHIR_K__PERIODUNITS,
+    FHIR_K_DURATIONUNITS,
+    FHIR_K__DURATIONUNITS,
+    FHIR_K_WHEN
+};
+
+
+static inline int
+fhir_walk_key(const fj_node_t *m)
+{
+#define K(lit, code)                                                          \
+    (memcmp(m->key, lit, sizeof(lit) - 1) == 0 ? (code) : FHIR_K_OTHER)
+
+    switch (m->key_len) {
+    case 4:
+        return K("when", FHIR_K_WHEN);
+    case 5:
+        return K("_when", FHIR_K_WHEN);
+    case 6:
+        switch (m->key[0]) {
+        case 's': return K("system", FHIR_K_SYSTEM);
+        case 'f': return K("family", FHIR_K_FAMILY);
+        case 'r': return K("repeat", FHIR_K_REPEAT);
+        }
+        return FHIR_K_OTHER;
+    case 7:
+        return K("_family", FHIR_K__FAMILY);
+    case 9:
+        switch (m->key[0]) {
+        case 'r': return K("reference", FHIR_K_REFERENCE);
+        case 'e': return K("extension", FHIR_K_EXTENSION);
+        case 'c': return K("contained", FHIR_K_CONTAINED);
+        }
+        return FHIR_K_OTHER;
+    case 11:
+        return K("periodUnits", FHIR_K_PERIODUNITS);
+    case 12:
+        return K("_periodUnits", FHIR_K__PERIODUNITS);
+    case 13:
+        switch (m->key[0]) {
+        case 'f': return K("fhir_comments", FHIR_K_COMMENTS);
+        case 'd': return K("durationUnits", FHIR_K_DURATIONUNITS);
+        }
+        return FHIR_K_OTHER;
+    case 14:
+        return K("_durationUnits", FHIR_K__DURATIONUNITS);
+    case 17:
+        return K("modifierExtension", FHIR_K_EXTENSION);
+    }
+
+    return FHIR_K_OTHER;
+
+#undef K
+}
+
+
 static int
 fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
 {
+    int          k;
     fj_node_t  **pp, *m, *e;
     const char  *url;
     size_t       len;
 
     for (pp = &obj->child; *pp; ) {
         m = *pp;
+        k = fhir_walk_key(m);
+
+        /* most members: nothing to do here but to look inside */
+        if (k == FHIR_K_OTHER) {
+            if ((m->type == FJ_OBJECT || m->type == FJ_ARRAY)
+                && fhir_walk(c, m, 0) != 0)
+            {
+                return -1;
+            }
+            pp = &m->next;
+            continue;
+        }
 
         /* DSTU2 JSON comments have no place in the R4 model */
-        if (FJ_KEY(m, "fhir_comments")) {
+        if (k == FHIR_K_COMMENTS) {
             *pp = m->next;
             continue;
         }
 
         if (m->type == FJ_STRING) {
-            if (FJ_KEY(m, "system")) {
+            if (k == FHIR_K_SYSTEM) {
                 url = fhir_code_system_r4(c, m->raw, m->raw_len, &len);
                 if (url) {
                     m->raw = url;
                     m->raw_len = len;
                 }
 
-            } else if (FJ_KEY(m, "reference")) {
+            } else if (k == FHIR_K_REFERENCE) {
                 if (fhir_rewrite_url_node(c, m) != 0) {
                     return -1;
                 }
@@ -415,11 +496,11 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
         }
 
         if (IS_DSTU2(c)) {
-            if (m->type == FJ_ARRAY && FJ_KEY(m, "family")) {
+            if (m->type == FJ_ARRAY && k == FHIR_K_FAMILY) {
                 if (fhir_join_family(c, m) != 0) {
                     return -1;
                 }
-            } else if (m->type == FJ_ARRAY && FJ_KEY(m, "_family")) {
+            } else if (m->type == FJ_ARRAY && k == FHIR_K__FAMILY) {
                 /* the joined family keeps the first part's extension */
                 for (e = m->child; e && e->type == FJ_NULL; e = e->next) {
                     /* void */
@@ -435,15 +516,15 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
 
             if (in_repeat) {
-                if (FJ_KEY(m, "periodUnits")) {
+                if (k == FHIR_K_PERIODUNITS) {
                     fj_rename(m, "periodUnit");
-                } else if (FJ_KEY(m, "_periodUnits")) {
+                } else if (k == FHIR_K__PERIODUNITS) {
                     fj_rename(m, "_periodUnit");
-                } else if (FJ_KEY(m, "durationUnits")) {
+                } else if (k == FHIR_K_DURATIONUNITS) {
                     fj_rename(m, "durationUnit");
-                } else if (FJ_KEY(m, "_durationUnits")) {
+                } else if (k == FHIR_K__DURATIONUNITS) {
                     fj_rename(m, "_durationUnit");
-                } else if (FJ_KEY(m, "when") || FJ_KEY(m, "_when")) {
+                } else if (k == FHIR_K_WHEN) {
                     if (fj_wrap_array(c->arena, m) == NULL) {
                         return fhir_oom(c);
                     }
@@ -451,14 +532,13 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
         }
 
-        if ((FJ_KEY(m, "extension") || FJ_KEY(m, "modifierExtension"))
-            && m->type == FJ_ARRAY
+        if (k == FHIR_K_EXTENSION && m->type == FJ_ARRAY
             && fhir_split_extension_values(c, m) != 0)
         {
             return -1;
         }
 
-        if (FJ_KEY(m, "contained") && m->type == FJ_ARRAY) {
+        if (k == FHIR_K_CONTAINED && m->type == FJ_ARRAY) {
             for (e = m->child; e; e = e->next) {
                 if (e->type == FJ_OBJECT && fhir_convert_resource(c, e) != 0) {
                     return -1;
@@ -466,7 +546,7 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
             }
 
         } else if (m->type == FJ_OBJECT || m->type == FJ_ARRAY) {
-            if (fhir_walk(c, m, FJ_KEY(m, "repeat")) != 0) {
+            if (fhir_walk(c, m, k == FHIR_K_REPEAT) != 0) {
                 return -1;
             }
         }
