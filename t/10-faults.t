@@ -95,7 +95,13 @@ for my $m (@matrix) {
     $round->(1000);
     select(undef, undef, undef, 0.5);
     my ($r1, $f1) = (rss($worker), fds($worker));
-    ok($r0 > 0 && $r1 - $r0 < 2048, "1000 repetitions: worker RSS flat ($r0 KB -> $r1 KB)");
+    SKIP: {
+        # ASan holds freed memory in its quarantine (256 MB) and valgrind
+        # has its own heap: RSS says nothing about the module there
+        skip "RSS under a sanitizer or valgrind ($r0 KB -> $r1 KB)", 1
+            if ($ENV{FHIR_NGINX} // '') =~ /asan|valgrind/;
+        ok($r0 > 0 && $r1 - $r0 < 2048, "1000 repetitions: worker RSS flat ($r0 KB -> $r1 KB)");
+    }
     ok(abs($f1 - $f0) <= 2, "1000 repetitions: descriptors flat ($f0 -> $f1)");
 }
 
