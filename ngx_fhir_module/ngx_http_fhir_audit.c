@@ -31,6 +31,8 @@ static ngx_socket_t         ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
 static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
 ngx_int_t                   ngx_http_fhir_request_id_index = NGX_ERROR;
 static fhir_buf_t           ngx_http_fhir_line;
+/* a record's members, reused record by record */
+static fhir_buf_t           ngx_http_fhir_rec;
 
 
 static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
@@ -313,6 +315,7 @@ void
 ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
 {
     fhir_buf_free(&ngx_http_fhir_line);
+    fhir_buf_free(&ngx_http_fhir_rec);
     fhir_audit_chain_free(&ngx_http_fhir_chain);
 
     if (ngx_http_fhir_syslog_fd != (ngx_socket_t) -1) {
@@ -723,10 +726,10 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_str_t *batch_id, ngx_http_fhir_audit_entry_t *e, const char *outcome,
     ngx_uint_t status)
 {
-    ngx_int_t          rc;
-    static fhir_buf_t  rec;     /* per worker, reused record by record */
+    ngx_int_t    rc;
+    fhir_buf_t  *rec = &ngx_http_fhir_rec;
 
-    rec.len = 0;
+    rec->len = 0;
 
     if (e && e->patient[0] && w->patient[0] == '\0') {
         ngx_cpystrn((u_char *) w->patient, (u_char *) e->patient,
@@ -734,11 +737,11 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     }
 
 #define STR(name, s, len)                                                     \
-    (fhir_audit_str(&rec, name, (const char *) (s), (len)) == 0)
+    (fhir_audit_str(rec, name, (const char *) (s), (len)) == 0)
 #define OPT(name, s)                                                          \
     ((s)[0] ? STR(name, s, ngx_strlen(s)) : STR(name, NULL, 0))
 
-    rc = (fhir_buf_puts(&rec, "{") == 0
+    rc = (fhir_buf_puts(rec, "{") == 0
           && STR("event", w->event ? w->event : "resource.read",
                  ngx_strlen(w->event ? w->event : "resource.read"))
           && STR("outcome", outcome, ngx_strlen(outcome))
@@ -757,17 +760,17 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
           && OPT("resource_id", w->resource_id)
           && OPT("patient", w->patient)
           && (query ? STR("query", query, query_len) : STR("query", NULL, 0))
-          && fhir_audit_num(&rec, "status", status) == 0
-          && fhir_audit_num(&rec, "upstream_status", cm->upstream_status) == 0
-          && fhir_audit_num(&rec, "entries", e ? e->entries : 0) == 0
-          && fhir_audit_num(&rec, "bytes", batch_id ? 0 : cm->bytes) == 0)
+          && fhir_audit_num(rec, "status", status) == 0
+          && fhir_audit_num(rec, "upstream_status", cm->upstream_status) == 0
+          && fhir_audit_num(rec, "entries", e ? e->entries : 0) == 0
+          && fhir_audit_num(rec, "bytes", batch_id ? 0 : cm->bytes) == 0)
          ? NGX_OK : NGX_ERROR;
 
 #undef STR
 #undef OPT
 
     if (rc == NGX_OK) {
-        rc = ngx_http_fhir_audit_emit(acf, r->connection->log, &rec);
+        rc = ngx_http_fhir_audit_emit(acf, r->connection->log, rec);
     }
 
     return rc;

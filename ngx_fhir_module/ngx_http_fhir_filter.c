@@ -75,6 +75,21 @@ ngx_http_fhir_cleanup(void *data)
 }
 
 
+/* the worker exits: its spare converters go too */
+void
+ngx_http_fhir_filter_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_fhir_spare_t  *sp;
+
+    while (ngx_http_fhir_nspares) {
+        sp = &ngx_http_fhir_spares[--ngx_http_fhir_nspares];
+        fhir_stream_destroy(sp->stream);
+        fj_arena_free(&sp->arena);
+        fhir_buf_free(&sp->pending);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_fhir_set_content_type(ngx_http_request_t *r)
 {

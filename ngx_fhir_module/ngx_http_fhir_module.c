@@ -1047,6 +1047,7 @@ ngx_http_fhir_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_fhir_auth_exit_process(cycle);
     ngx_http_fhir_audit_exit_process(cycle);
+    ngx_http_fhir_filter_exit_process(cycle);
 }
 
 

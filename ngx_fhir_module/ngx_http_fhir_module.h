@@ -218,6 +218,7 @@ ngx_int_t ngx_http_fhir_audit_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle);
 void ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle);
+void ngx_http_fhir_filter_exit_process(ngx_cycle_t *cycle);
 ngx_uint_t ngx_http_fhir_audit_refuses(ngx_http_request_t *r);
 void ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node);
 
