@@ -114,18 +114,53 @@ fhir_twin(fj_node_t *obj, const char *key)
 }
 
 
+/*
+ * The member named key and its twin "_key" (the primitive's extensions), in
+ * one pass over the object's members; the first of each, as fj_get finds.
+ */
+static void
+fhir_pair(fj_node_t *obj, const char *key, fj_node_t **m, fj_node_t **twin)
+{
+    size_t      len;
+    fj_node_t  *e;
+
+    *m = NULL;
+    *twin = NULL;
+
+    if (obj == NULL || obj->type != FJ_OBJECT) {
+        return;
+    }
+
+    len = strlen(key);
+
+    for (e = obj->child; e; e = e->next) {
+        if (e->key_len == len) {
+            if (*m == NULL && memcmp(e->key, key, len) == 0) {
+                *m = e;
+            }
+
+        } else if (e->key_len == len + 1 && e->key[0] == '_') {
+            if (*twin == NULL && memcmp(e->key + 1, key, len) == 0) {
+                *twin = e;
+            }
+        }
+    }
+}
+
+
 void
 fhir_rename(fhir_conv_t *c, fj_node_t *obj, const char *from, const char *to)
 {
-    fj_node_t  *m;
+    fj_node_t  *m, *tm;
     char       *twin;
 
-    m = fj_get(obj, from);
+    fhir_pair(obj, from, &m, &tm);
+
     if (m) {
         fj_rename(m, to);
     }
 
-    m = fhir_twin(obj, from);
+    m = tm;
     if (m) {
         twin = fj_alloc(c->arena, strlen(to) + 2);
         if (twin) {
@@ -140,14 +175,15 @@ fhir_rename(fhir_conv_t *c, fj_node_t *obj, const char *from, const char *to)
 int
 fhir_to_array(fhir_conv_t *c, fj_node_t *obj, const char *key)
 {
-    fj_node_t  *m;
+    fj_node_t  *m, *tm;
 
-    m = fj_get(obj, key);
+    fhir_pair(obj, key, &m, &tm);
+
     if (m && m->type != FJ_ARRAY && fj_wrap_array(c->arena, m) == NULL) {
         return fhir_oom(c);
     }
 
-    m = fhir_twin(obj, key);
+    m = tm;
     if (m && m->type != FJ_ARRAY && fj_wrap_array(c->arena, m) == NULL) {
         return fhir_oom(c);
     }
@@ -177,7 +213,12 @@ fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
 {
     fj_node_t  *m, *ann, *arr, *ext;
 
-    m = fj_get(obj, from);
+    /* most resources have neither the string nor its twin: one pass */
+    fhir_pair(obj, from, &m, &ext);
+    if (m == NULL && ext == NULL) {
+        return 0;
+    }
+
     if ((m && m->type != FJ_STRING) || fj_get(obj, to)) {
         return 0;
     }
