@@ -115,6 +115,7 @@ const tokens = new Map(); // token -> expiry ms
 let tokenRequests = 0;
 const tokenRequestsBy = {}; // client_id -> count
 let metadataRequests = 0;
+const gated = []; // the ends of gated Bundles, sent by _fault-release
 const usedJti = new Set();
 
 function validToken(req) {
@@ -373,6 +374,21 @@ function fault(id, res) {
         setTimeout(tick, 20);
       };
       return tick();
+    }
+    case '_fault-gatedbundle': {
+      // two Patients, then nothing until _fault-release is read: whatever
+      // the caller has before that, the gateway streamed (t/05-streaming.t)
+      const entry = (i) => JSON.stringify({ resource: { resourceType: 'Patient', id: `gate-${i}`,
+        name: [{ family: 'Gated', given: [`N${i}`] }] } });
+      res.writeHead(200, { 'Content-Type': MIME });
+      res.write('{"resourceType":"Bundle","type":"searchset","total":4,"entry":[' + entry(0) + ',' + entry(1));
+      gated.push(() => { if (!res.destroyed) res.end(',' + entry(2) + ',' + entry(3) + ']}'); });
+      return;
+    }
+    case '_fault-release': {
+      const n = gated.length;
+      gated.splice(0).forEach((f) => f());
+      return sendJson(res, 200, { resourceType: 'Patient', id: '_fault-release', active: n > 0 });
     }
     case '_fault-500':
       return sendJson(res, 500, outcome('error', 'exception', 'partner failure'));

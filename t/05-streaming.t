@@ -52,6 +52,41 @@ my $u = $g->url;
     is(scalar @{ $b->{entry} || [] }, 1000, 'slow client: all entries');
 }
 
+# the partner sends two entries and then holds the rest back until the test
+# releases it: the caller must already have those two, converted (the gateway
+# streams entry by entry and sends what it has; it does not wait for more)
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port},
+                                  Proto => 'tcp') or die $!;
+    my $tok = $g->token_for('redox');
+    print $s "GET /fhir/redox/Patient/_fault-gatedbundle HTTP/1.0\r\nHost: x\r\n"
+           . "Authorization: Bearer $tok\r\n\r\n";
+    my ($data, $buf, $rin) = ('');
+    my $deadline = time + 15;
+    while ($data !~ /"gate-1"/ && time < $deadline) {
+        vec($rin = '', fileno($s), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, 0.5);
+        my $n = sysread($s, $buf, 65536);
+        last if !$n;
+        $data .= $buf;
+    }
+    like($data, qr/"id":"gate-0".*"id":"gate-1"/s,
+         'gated Bundle: the first entries reach the caller while the partner holds the rest');
+    like($data, qr/"name":\[\{"family":"Gated"/, '... converted');
+    unlike($data, qr/gate-2/, '... and nothing the partner has not sent');
+    my $rel = http_get("$u/fhir/redox/Patient/_fault-release");
+    is(json_of($rel)->{active}, JSON::PP::true, 'the partner released the rest');
+    while (time < $deadline) {
+        my $n = sysread($s, $buf, 65536);
+        last if !$n;
+        $data .= $buf;
+    }
+    my (undef, $body) = split /\r\n\r\n/, $data, 2;
+    my $b = eval { JSON::PP->new->decode($body) };
+    is(join(',', map { $_->{resource}{id} } @{ $b->{entry} || [] }), 'gate-0,gate-1,gate-2,gate-3',
+       'gated Bundle: whole and in order once released');
+}
+
 # a second request on the same worker still works
 is(http_get("$u/fhir/redox/Patient/smart-1288992")->{status}, 200, 'the worker goes on serving');
 $g->stop;
