@@ -941,51 +941,72 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
 int
 fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
+    int               none;
+    char             *d;
+    size_t            n, q, key_len, raw_len;
+    fj_type_t         type;
+    const char       *k, *raw;
     const fj_node_t  *m;
-    const char       *k;
-    size_t            n, q;
+
+    /* the node's fields are read into locals before any byte is stored:
+     * a char store may alias anything, and would have the compiler load
+     * them (and the buffer's) again after each byte */
+    none = *first;
 
     for (m = obj->child; m; m = m->next) {
+        k = m->key;
+        key_len = m->key_len;
+        raw = m->raw;
+        raw_len = m->raw_len;
+        type = m->type;
+
         /* the key, and a scalar value copied with it, in one reservation */
-        if (fhir_buf_reserve(out, m->key_len + m->raw_len + 6) != 0) {
+        if (fhir_buf_reserve(out, key_len + raw_len + 6) != 0) {
+            *first = none;
             return -1;
         }
-        if (!*first) {
-            out->data[out->len++] = ',';
+
+        d = out->data + out->len;
+
+        if (!none) {
+            *d++ = ',';
         }
-        *first = 0;
-        out->data[out->len++] = '"';
-        k = m->key;
+        none = 0;
+        *d++ = '"';
 
         /* a scalar still as parsed: "key":"value" or "key":123 in the
          * source (addresses compared as integers: k and raw may lie in
          * different objects when a converter changed either) */
-        q = (m->type == FJ_STRING);
+        q = (type == FJ_STRING);
 
-        if (m->type != FJ_OBJECT && m->type != FJ_ARRAY
-            && (uintptr_t) m->raw == (uintptr_t) k + m->key_len + 2 + q
-            && k[m->key_len] == '"' && k[m->key_len + 1] == ':'
-            && (!q || k[m->key_len + 2] == '"'))
+        if (type != FJ_OBJECT && type != FJ_ARRAY
+            && (uintptr_t) raw == (uintptr_t) k + key_len + 2 + q
+            && k[key_len] == '"' && k[key_len + 1] == ':'
+            && (!q || k[key_len + 2] == '"'))
         {
-            n = (size_t) (m->raw + m->raw_len - k);
-            memcpy(out->data + out->len, k, n);
-            out->len += n;
+            n = (size_t) (raw + raw_len - k);
+            memcpy(d, k, n);
+            d += n;
             if (q) {
-                out->data[out->len++] = '"';
+                *d++ = '"';
             }
+            out->len = (size_t) (d - out->data);
             continue;
         }
 
-        memcpy(out->data + out->len, k, m->key_len);
-        out->len += m->key_len;
-        out->data[out->len++] = '"';
-        out->data[out->len++] = ':';
+        memcpy(d, k, key_len);
+        d += key_len;
+        *d++ = '"';
+        *d++ = ':';
+        out->len = (size_t) (d - out->data);
 
         if (fj_write(out, m) != 0) {
+            *first = 0;
             return -1;
         }
     }
 
+    *first = none;
     return 0;
 }
 
