@@ -251,19 +251,6 @@ typedef struct {
 
 
 
-/* compact JSON has no whitespace: one comparison in the common case */
-static inline void
-fj_skip_ws(fj_parser_t *ps)
-{
-    while (ps->p < ps->end && (unsigned char) *ps->p <= ' '
-           && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r'
-               || *ps->p == '\t'))
-    {
-        ps->p++;
-    }
-}
-
-
 static int
 fj_hex(int c)
 {
@@ -345,8 +332,8 @@ fj_scan_plain(const unsigned char *p, const unsigned char *end)
 
 
 /*
- * The rest of a string from p on: escapes, UTF-8 sequences, and the last
- * bytes of the text.  *raw is already set.
+ * The rest of a string from p on, where fj_scan_plain() stopped: escapes,
+ * UTF-8 sequences, and the last bytes of the text.  *raw is already set.
  */
 static int
 fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
@@ -358,8 +345,6 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
     end = (const unsigned char *) ps->end;
 
     for ( ;; ) {
-
-        p = fj_scan_plain(p, end);
 
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
             p++;
@@ -390,7 +375,7 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
             case '"': case '\\': case '/': case 'b': case 'f': case 'n':
             case 'r': case 't':
                 p += 2;
-                continue;
+                goto plain;
             case 'u':
                 if (p + 6 > end) {
                     ps->err = "truncated \\u escape";
@@ -405,7 +390,7 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
                     }
                 }
                 p += 6;
-                continue;
+                goto plain;
             default:
                 ps->err = "bad escape in string";
                 ps->p = (const char *) p;
@@ -456,30 +441,12 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
         }
 
         p += n + 1;
+
+    plain:
+
+        /* the next plain run, a word at a time */
+        p = fj_scan_plain(p, end);
     }
-}
-
-
-/*
- * ps->p is just after the opening quote; on success it is after the close.
- * Inline: most strings are short plain ASCII, found in a word or two.
- */
-static inline int
-fj_parse_string(fj_parser_t *ps, const char **raw, size_t *raw_len)
-{
-    const unsigned char  *p;
-
-    *raw = ps->p;
-    p = fj_scan_plain((const unsigned char *) ps->p,
-                      (const unsigned char *) ps->end);
-
-    if ((const char *) p < ps->end && *p == '"') {
-        *raw_len = (size_t) ((const char *) p - *raw);
-        ps->p = (const char *) p + 1;
-        return 0;
-    }
-
-    return fj_parse_string_slow(ps, raw, raw_len, p);
 }
 
 
@@ -888,7 +855,7 @@ fj_parse(fj_arena_t *a, const char *text, size_t len, unsigned max_depth,
     n = fj_parse_value(&ps);
 
     if (n != NULL) {
-        fj_skip_ws(&ps);
+        FJ_SKIP_WS(ps.p, ps.end);
         if (ps.p != ps.end) {
             ps.err = "trailing data after JSON value";
             n = NULL;

@@ -326,6 +326,30 @@ test_errors(void)
             fj_arena_reset(&a);
         }
 
+        /* after an escape or a UTF-8 sequence the scan goes on by words:
+         * a control character far behind one is still found, and plain
+         * runs between them come back byte for byte */
+        {
+            char  t[128];
+            int   tl;
+
+            tl = snprintf(t, sizeof(t), "[\"\\n%s\x01\"]",
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+            n = fj_parse(&a, t, (size_t) tl, 8, &e, &at);
+            CHECK(n == NULL && strstr(e, "control character") && at == 44,
+                  "a control character 40 bytes after an escape (at %zu)", at);
+            tl = snprintf(t, sizeof(t), "[\"\xc3\xa9%s\\t%s\\u00e9x\"]",
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                          "bbbbbbbbbbbbbbbbbbbb");
+            n = fj_parse(&a, t, (size_t) tl, 8, &e, &at);
+            out.len = 0;
+            CHECK(n != NULL && fj_write(&out, n) == 0 && out.len == (size_t) tl
+                  && memcmp(out.data, t, out.len) == 0,
+                  "plain runs between UTF-8 and escapes come back as sent");
+            out.len = 0;
+            fj_arena_reset(&a);
+        }
+
         n = fj_parse_prefix(&a, "{\"a\":[1,", 8, 8, &used, &inc, &e, &at);
         CHECK(n == NULL && inc == 1, "a cut prefix may still grow (%s)", e);
         n = fj_parse_prefix(&a, "{\"a\":[1]}x", 10, 8, &used, &inc, &e, &at);
