@@ -99,21 +99,6 @@ fhir_code_system_r4(fhir_conv_t *c, const char *url, size_t len,
 
 /* helpers */
 
-static fj_node_t *
-fhir_twin(fj_node_t *obj, const char *key)
-{
-    char  twin[64];
-
-    if (strlen(key) + 2 > sizeof(twin)) {
-        return NULL;
-    }
-
-    twin[0] = '_';
-    strcpy(twin + 1, key);
-    return fj_get(obj, twin);
-}
-
-
 /*
  * The member named key and its twin "_key" (the primitive's extensions), in
  * one pass over the object's members; the first of each, as fj_get finds.
@@ -192,21 +177,6 @@ fhir_to_array(fhir_conv_t *c, fj_node_t *obj, const char *key)
 }
 
 
-static fj_node_t *
-fhir_detach_twin(fj_node_t *obj, const char *key)
-{
-    char  twin[64];
-
-    if (strlen(key) + 2 > sizeof(twin)) {
-        return NULL;
-    }
-
-    twin[0] = '_';
-    strcpy(twin + 1, key);
-    return fj_detach(obj, twin);
-}
-
-
 int
 fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
     const char *to)
@@ -223,12 +193,8 @@ fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
         return 0;
     }
 
-    m = fj_detach(obj, from);
-    ext = fhir_detach_twin(obj, from);
-
-    if (m == NULL && ext == NULL) {
-        return 0;
-    }
+    fj_unlink(obj, m);
+    fj_unlink(obj, ext);
 
     FHIR_TRY(ann = fj_new(c->arena, FJ_OBJECT));
 
@@ -362,10 +328,11 @@ fhir_require(fhir_conv_t *c, fj_node_t *obj, const char *key, int array)
 int
 fhir_require_primitive(fhir_conv_t *c, fj_node_t *obj, const char *key)
 {
-    fj_node_t  *dar;
+    fj_node_t  *dar, *m, *tm;
     char       *twin;
 
-    if (fj_get(obj, key) || fhir_twin(obj, key)) {
+    fhir_pair(obj, key, &m, &tm);
+    if (m || tm) {
         return 0;
     }
 

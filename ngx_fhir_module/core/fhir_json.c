@@ -1093,6 +1093,25 @@ fj_detachn(fj_node_t *parent, const char *key, size_t len)
 
 
 void
+fj_unlink(fj_node_t *parent, fj_node_t *child)
+{
+    fj_node_t  **pp;
+
+    if (parent == NULL || child == NULL) {
+        return;
+    }
+
+    for (pp = &parent->child; *pp; pp = &(*pp)->next) {
+        if (*pp == child) {
+            *pp = child->next;
+            child->next = NULL;
+            return;
+        }
+    }
+}
+
+
+void
 fj_rename(fj_node_t *m, const char *key)
 {
     m->key = key;

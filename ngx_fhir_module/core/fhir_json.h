@@ -127,6 +127,8 @@ fj_getn(const fj_node_t *obj, const char *key, size_t len)
 
 fj_node_t *fj_get_str(const fj_node_t *obj, const char *key);
 fj_node_t *fj_detachn(fj_node_t *obj, const char *key, size_t len);
+/* takes child (found before) out of parent's members or elements */
+void       fj_unlink(fj_node_t *parent, fj_node_t *child);
 
 /* with a literal key the compiler measures it: no strlen at run time */
 #define fj_get(obj, key)     fj_getn((obj), (key), strlen(key))

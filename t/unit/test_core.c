@@ -411,6 +411,32 @@ test_conversions(void)
                  "[\"A\"],\"_family\":[null,\"x\"]}]}", FHIR_DSTU2);
     CHECK(HAS(o, "\"_family\":\"x\""), "an odd _family kept: %s", o);
 
+    /* a primitive's _twin goes with it: comments -> note[].text/_text */
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"comments\":\"c\",\"_comments\":{\"id\":\"x\"}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"c\",\"_text\":{\"id\":\"x\"}}]")
+          && !HAS(o, "comments\""), "comments and _comments -> note: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"_comments\":{\"id\":\"y\"}}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"note\":[{\"_text\":{\"id\":\"y\"}}]")
+          && !HAS(o, "comments\""), "_comments alone -> note: %s", o);
+
+    /* a required primitive present only as its _twin (extensions, no
+     * value) is not given a second, data-absent one */
+    o = conv_str("{\"resourceType\":\"MedicationOrder\",\"status\":"
+                 "\"active\",\"_dateWritten\":{\"extension\":[{\"url\":"
+                 "\"http://e\",\"valueCode\":\"asked-unknown\"}]}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"_authoredOn\":{\"extension\":[{\"url\":\"http://e\"")
+          && strstr(strstr(o, "_authoredOn") + 1, "_authoredOn") == NULL,
+          "_dateWritten alone stands for authoredOn, once: %s", o);
+    o = conv_str("{\"resourceType\":\"MedicationOrder\",\"status\":"
+                 "\"active\"}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"_authoredOn\":{\"extension\":[{\"url\":\"http://hl7.org/"
+                 "fhir/StructureDefinition/data-absent-reason\""),
+          "no authoredOn at all -> data-absent-reason: %s", o);
+
     /* a Condition with no category gets a data-absent-reason */
     o = conv_str("{\"resourceType\":\"Condition\",\"subject\":{}}",
                  FHIR_STU3);
