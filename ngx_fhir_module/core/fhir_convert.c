@@ -465,13 +465,7 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
 
         /* most members: nothing to do here but to look inside */
         if (k == FHIR_K_OTHER) {
-            if ((m->type == FJ_OBJECT || m->type == FJ_ARRAY)
-                && fhir_walk(c, m, 0) != 0)
-            {
-                return -1;
-            }
-            pp = &m->next;
-            continue;
+            goto inside;
         }
 
         /* DSTU2 JSON comments have no place in the R4 model */
@@ -544,11 +538,16 @@ fhir_walk_object(fhir_conv_t *c, fj_node_t *obj, int in_repeat)
                     return -1;
                 }
             }
+            pp = &m->next;
+            continue;
+        }
 
-        } else if (m->type == FJ_OBJECT || m->type == FJ_ARRAY) {
-            if (fhir_walk(c, m, k == FHIR_K_REPEAT) != 0) {
-                return -1;
-            }
+    inside:
+
+        if ((m->type == FJ_OBJECT || m->type == FJ_ARRAY)
+            && fhir_walk(c, m, k == FHIR_K_REPEAT) != 0)
+        {
+            return -1;
         }
 
         pp = &m->next;
