@@ -908,7 +908,7 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
 int
 fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
-    int               none;
+    int               empty;
     char             *d;
     size_t            n, q, key_len, raw_len;
     fj_type_t         type;
@@ -918,7 +918,7 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
     /* the node's fields are read into locals before any byte is stored:
      * a char store may alias anything, and would have the compiler load
      * them (and the buffer's) again after each byte */
-    none = *first;
+    empty = *first;          /* no member written yet: no comma */
 
     for (m = obj->child; m; m = m->next) {
         k = m->key;
@@ -929,16 +929,15 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 
         /* the key, and a scalar value copied with it, in one reservation */
         if (fhir_buf_reserve(out, key_len + raw_len + 6) != 0) {
-            *first = none;
             return -1;
         }
 
         d = out->data + out->len;
 
-        if (!none) {
+        if (!empty) {
             *d++ = ',';
         }
-        none = 0;
+        empty = 0;
         *d++ = '"';
 
         /* a scalar still as parsed: "key":"value" or "key":123 in the
@@ -968,12 +967,11 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
         out->len = (size_t) (d - out->data);
 
         if (fj_write(out, m) != 0) {
-            *first = 0;
             return -1;
         }
     }
 
-    *first = none;
+    *first = empty;
     return 0;
 }
 
