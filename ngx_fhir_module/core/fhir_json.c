@@ -688,6 +688,12 @@ value:
         top->seen = 0;
         n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
         p++;
+
+        /* compact JSON: a key follows at once */
+        if (n->type == FJ_OBJECT && p < end && *p == '"') {
+            goto key;
+        }
+
         FJ_SKIP_WS(p, end);
 
         if (n->type == FJ_OBJECT) {
@@ -762,7 +768,9 @@ next:
         return root;
     }
 
-    FJ_SKIP_WS(p, end);
+    /* the byte that follows, looked at before whitespace is skipped: in
+     * compact JSON there is none */
+separator:
 
     if (p < end && *p == ',') {
         p++;
@@ -780,18 +788,28 @@ next:
         goto next;
     }
 
+    if (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        FJ_SKIP_WS(p, end);
+        goto separator;
+    }
+
     ps->err = top->node->type == FJ_OBJECT ? "expected ',' or '}'"
                                            : "expected ',' or ']'";
     goto failed;
 
 member:
 
-    FJ_SKIP_WS(p, end);
-
     if (p >= end || *p != '"') {
-        ps->err = "expected a key";
-        goto failed;
+        FJ_SKIP_WS(p, end);
+
+        if (p >= end || *p != '"') {
+            ps->err = "expected a key";
+            goto failed;
+        }
     }
+
+key:
+
     p++;
 
     if (fj_string_at(ps, &p, &key, &key_len) != 0) {
@@ -812,11 +830,13 @@ member:
     }
     top->seen |= bit;
 
-    FJ_SKIP_WS(p, end);
-
     if (p >= end || *p != ':') {
-        ps->err = "expected ':'";
-        goto failed;
+        FJ_SKIP_WS(p, end);
+
+        if (p >= end || *p != ':') {
+            ps->err = "expected ':'";
+            goto failed;
+        }
     }
     p++;
 

@@ -300,6 +300,14 @@ test_errors(void)
             { "{\"a\":1,}", "expected a key", 7 },
             { "[tru]", "unexpected character", 1 },
             { "{\"a\":\"x\\u00\"}", "\\u escape", 7 },
+            /* the same with whitespace where compact JSON has none: the
+             * parser looks at the expected byte first, then skips it */
+            { "{ \"a\" \t1}", "expected ':'", 7 },
+            { "{\"a\":1 ,\n}", "expected a key", 9 },
+            { "[1 , 2 3]", "expected ',' or ']'", 7 },
+            { "{\"a\":1 }x", "trailing data", 8 },
+            { "{ ", "expected a key", 2 },
+            { "[1, ", "unexpected end", 4 },
         };
 
         for (d = 63; d <= 201; d += (d == 66 ? 134 : 1)) {
@@ -323,6 +331,25 @@ test_errors(void)
             CHECK(n == NULL && strstr(e, pos[i].err) && at == pos[i].at,
                   "%s: \"%s\" at %zu (got \"%s\" at %zu)", pos[i].json,
                   pos[i].err, pos[i].at, n ? "" : e, at);
+            fj_arena_reset(&a);
+        }
+
+        /* whitespace wherever JSON allows it comes back compact */
+        {
+            static const char  ws[] =
+                " \t\n{ \"a\" : [ 1 , { } , [ ] , \"x\" ] ,\r\n\"b\" :{\"c\":"
+                "null }\r\n,\"d\":[{ \"e\":true}] } \n";
+            static const char  compact[] =
+                "{\"a\":[1,{},[],\"x\"],\"b\":{\"c\":null},\"d\":[{\"e\":true}]}";
+
+            n = fj_parse(&a, ws, sizeof(ws) - 1, 8, &e, &at);
+            out.len = 0;
+            CHECK(n != NULL && fj_write(&out, n) == 0
+                  && out.len == sizeof(compact) - 1
+                  && memcmp(out.data, compact, out.len) == 0,
+                  "whitespace everywhere is parsed and written compact (%s)",
+                  n ? "" : e);
+            out.len = 0;
             fj_arena_reset(&a);
         }
 
