@@ -530,13 +530,9 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
 
     if (acf->format == 1
         ? ngx_http_fhir_auditevent(line, rec, (char *) ts, ts_len) != NGX_OK
-        : (fhir_buf_puts(line, "{") != 0
-           || fhir_audit_str(line, "ts", (char *) ts, ts_len) != 0
-           || fhir_audit_str(line, "chain", ngx_http_fhir_chain_id,
-                             ngx_http_fhir_chain_id_len) != 0
-           || fhir_buf_append(line, ",", 1) != 0
-           || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0
-           || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
+        : fhir_audit_line(&ngx_http_fhir_chain, line, (char *) ts, ts_len,
+                          ngx_http_fhir_chain_id, ngx_http_fhir_chain_id_len,
+                          rec) != 0)
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
         ngx_http_fhir_audit_failed = 1;
@@ -726,8 +722,9 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_str_t *batch_id, ngx_http_fhir_audit_entry_t *e, const char *outcome,
     ngx_uint_t status)
 {
-    ngx_int_t    rc;
-    fhir_buf_t  *rec = &ngx_http_fhir_rec;
+    ngx_int_t             rc;
+    fhir_buf_t           *rec = &ngx_http_fhir_rec;
+    fhir_audit_record_t   f;
 
     rec->len = 0;
 
@@ -736,38 +733,39 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
                     sizeof(w->patient));
     }
 
-#define STR(name, s, len)                                                     \
-    (fhir_audit_str(rec, name, (const char *) (s), (len)) == 0)
-#define OPT(name, s)                                                          \
-    ((s)[0] ? STR(name, s, ngx_strlen(s)) : STR(name, NULL, 0))
+#define TEXT(t, s, n)                                                         \
+    (t).data = (const char *) (s); (t).len = (n)
+    /* an empty C string is written as null */
+#define OPT(t, s)                                                             \
+    (t).data = (s)[0] ? (s) : NULL; (t).len = ngx_strlen(s)
 
-    rc = (fhir_buf_puts(rec, "{") == 0
-          && STR("event", w->event ? w->event : "resource.read",
-                 ngx_strlen(w->event ? w->event : "resource.read"))
-          && STR("outcome", outcome, ngx_strlen(outcome))
-          && STR("request_id", cm->request_id.data, cm->request_id.len)
-          && (batch_id ? STR("batch_id", batch_id->data, batch_id->len)
-                       : STR("batch_id", NULL, 0))
-          && STR("client_ip", cm->client.data, cm->client.len)
-          && OPT("subject", ctx->claims.sub)
-          && OPT("tenant", ctx->claims.tenant)
-          && OPT("client_id", ctx->claims.client_id)
-          && (ctx->partner ? STR("partner", ctx->partner->name.data,
-                                 ctx->partner->name.len)
-                           : STR("partner", NULL, 0))
-          && STR("method", cm->method.data, cm->method.len)
-          && OPT("resource_type", w->resource_type)
-          && OPT("resource_id", w->resource_id)
-          && OPT("patient", w->patient)
-          && (query ? STR("query", query, query_len) : STR("query", NULL, 0))
-          && fhir_audit_num(rec, "status", status) == 0
-          && fhir_audit_num(rec, "upstream_status", cm->upstream_status) == 0
-          && fhir_audit_num(rec, "entries", e ? e->entries : 0) == 0
-          && fhir_audit_num(rec, "bytes", batch_id ? 0 : cm->bytes) == 0)
-         ? NGX_OK : NGX_ERROR;
+    TEXT(f.event, w->event ? w->event : "resource.read",
+         ngx_strlen(w->event ? w->event : "resource.read"));
+    TEXT(f.outcome, outcome, ngx_strlen(outcome));
+    TEXT(f.request_id, cm->request_id.data, cm->request_id.len);
+    TEXT(f.batch_id, batch_id ? batch_id->data : NULL,
+         batch_id ? batch_id->len : 0);
+    TEXT(f.client_ip, cm->client.data, cm->client.len);
+    OPT(f.subject, ctx->claims.sub);
+    OPT(f.tenant, ctx->claims.tenant);
+    OPT(f.client_id, ctx->claims.client_id);
+    TEXT(f.partner, ctx->partner ? ctx->partner->name.data : NULL,
+         ctx->partner ? ctx->partner->name.len : 0);
+    TEXT(f.method, cm->method.data, cm->method.len);
+    OPT(f.resource_type, w->resource_type);
+    OPT(f.resource_id, w->resource_id);
+    OPT(f.patient, w->patient);
+    TEXT(f.query, query, query ? query_len : 0);
 
-#undef STR
+#undef TEXT
 #undef OPT
+
+    f.status = status;
+    f.upstream_status = cm->upstream_status;
+    f.entries = e ? e->entries : 0;
+    f.bytes = batch_id ? 0 : cm->bytes;
+
+    rc = fhir_audit_build(rec, &f) == 0 ? NGX_OK : NGX_ERROR;
 
     if (rc == NGX_OK) {
         rc = ngx_http_fhir_audit_emit(acf, r->connection->log, rec);

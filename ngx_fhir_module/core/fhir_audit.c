@@ -303,6 +303,59 @@ fhir_audit_rawn(fhir_buf_t *b, const char *name, size_t name_len,
 }
 
 
+int
+fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r)
+{
+#define TEXT(name, t)  fhir_audit_str(b, name, (t).data, (t).len) != 0
+
+    if (fhir_buf_puts(b, "{") != 0
+        || TEXT("event", r->event)
+        || TEXT("outcome", r->outcome)
+        || TEXT("request_id", r->request_id)
+        || TEXT("batch_id", r->batch_id)
+        || TEXT("client_ip", r->client_ip)
+        || TEXT("subject", r->subject)
+        || TEXT("tenant", r->tenant)
+        || TEXT("client_id", r->client_id)
+        || TEXT("partner", r->partner)
+        || TEXT("method", r->method)
+        || TEXT("resource_type", r->resource_type)
+        || TEXT("resource_id", r->resource_id)
+        || TEXT("patient", r->patient)
+        || TEXT("query", r->query)
+        || fhir_audit_num(b, "status", r->status) != 0
+        || fhir_audit_num(b, "upstream_status", r->upstream_status) != 0
+        || fhir_audit_num(b, "entries", r->entries) != 0
+        || fhir_audit_num(b, "bytes", r->bytes) != 0)
+    {
+        return -1;
+    }
+
+#undef TEXT
+
+    return 0;
+}
+
+
+int
+fhir_audit_line(fhir_audit_chain_t *c, fhir_buf_t *line, const char *ts,
+    size_t ts_len, const char *chain, size_t chain_len, const fhir_buf_t *rec)
+{
+    if (rec->len < 1
+        || fhir_buf_puts(line, "{") != 0
+        || fhir_audit_str(line, "ts", ts, ts_len) != 0
+        || fhir_audit_str(line, "chain", chain, chain_len) != 0
+        || (rec->len > 1
+            && (fhir_buf_append(line, ",", 1) != 0
+                || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0)))
+    {
+        return -1;
+    }
+
+    return fhir_audit_seal(c, line);
+}
+
+
 void
 fhir_audit_chain_init(fhir_audit_chain_t *c, const void *key, size_t key_len)
 {

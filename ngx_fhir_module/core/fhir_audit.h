@@ -65,6 +65,45 @@ int fhir_audit_rawn(fhir_buf_t *b, const char *name, size_t name_len,
 #define fhir_audit_raw(b, name, json, len)                                    \
     fhir_audit_rawn((b), "" name, sizeof("" name) - 1, (json), (len))
 
+/* a string member's value; data == NULL writes null */
+typedef struct {
+    const char   *data;
+    size_t        len;
+} fhir_audit_text_t;
+
+/* the members of a read event's record (docs/audit.md), in their order */
+typedef struct {
+    fhir_audit_text_t   event;
+    fhir_audit_text_t   outcome;
+    fhir_audit_text_t   request_id;
+    fhir_audit_text_t   batch_id;
+    fhir_audit_text_t   client_ip;
+    fhir_audit_text_t   subject;
+    fhir_audit_text_t   tenant;
+    fhir_audit_text_t   client_id;
+    fhir_audit_text_t   partner;
+    fhir_audit_text_t   method;
+    fhir_audit_text_t   resource_type;
+    fhir_audit_text_t   resource_id;
+    fhir_audit_text_t   patient;
+    fhir_audit_text_t   query;
+    long long           status;
+    long long           upstream_status;
+    long long           entries;
+    long long           bytes;
+} fhir_audit_record_t;
+
+/* the record's members as "{...", without the closing brace */
+int fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r);
+
+/*
+ * A JSON line of the audit log: {"ts":..,"chain":.. and the members of a
+ * record built by fhir_audit_build(), sealed (fhir_audit_seal()).
+ */
+int fhir_audit_line(fhir_audit_chain_t *c, fhir_buf_t *line,
+    const char *ts, size_t ts_len, const char *chain, size_t chain_len,
+    const fhir_buf_t *rec);
+
 /*
  * Seals the record in b ("{...members" without the closing brace): appends
  * ,"seq":N,"prev":"<hex>","hmac":"<hex>"}\n where the HMAC-SHA256 (key of
