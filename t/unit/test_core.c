@@ -869,6 +869,43 @@ test_audit_chain(void)
           && memcmp(b.data, "{\"q\":\"a\\\"b\\\\c\\u000a\\u0001d\",\"none\":null,"
                     "\"n\":-1234567890123,\"z\":0", b.len) == 0,
           "audit members: %.*s", (int) b.len, b.data);
+
+    /* a whole line: ts and chain first, every member in its place, nulls
+     * for what is unknown, the seal last */
+    {
+#define T(s)  { (s), sizeof(s) - 1 }
+        static const fhir_audit_record_t  f = {
+            T("patient.read"), T("success"), T("rid"), { NULL, 0 },
+            T("10.0.0.1"), T("dr \"x\""), { NULL, 0 }, T("app"), T("redox"),
+            T("GET"), T("Patient"), T("p1"), T("p1"), { NULL, 0 },
+            200, 200, 0, 1234
+        };
+#undef T
+        static const char  want[] =
+            "{\"ts\":\"2026-11-30T00:00:00.000Z\",\"chain\":\"h/1/2\","
+            "\"event\":\"patient.read\",\"outcome\":\"success\","
+            "\"request_id\":\"rid\",\"batch_id\":null,"
+            "\"client_ip\":\"10.0.0.1\",\"subject\":\"dr \\\"x\\\"\","
+            "\"tenant\":null,\"client_id\":\"app\",\"partner\":\"redox\","
+            "\"method\":\"GET\",\"resource_type\":\"Patient\","
+            "\"resource_id\":\"p1\",\"patient\":\"p1\",\"query\":null,"
+            "\"status\":200,\"upstream_status\":200,\"entries\":0,"
+            "\"bytes\":1234,\"seq\":1,\"prev\":\"";
+        fhir_buf_t  rec = { NULL, 0, 0 };
+
+        fhir_audit_chain_init(&chain, key, sizeof(key) - 1);
+        b.len = 0;
+        CHECK(fhir_audit_build(&rec, &f) == 0
+              && fhir_audit_line(&chain, &b, "2026-11-30T00:00:00.000Z", 24,
+                                 "h/1/2", 5, &rec) == 0
+              && b.len > sizeof(want) - 1
+              && memcmp(b.data, want, sizeof(want) - 1) == 0
+              && b.data[b.len - 1] == '\n',
+              "audit line: %.*s", (int) b.len, b.data);
+        fhir_audit_chain_free(&chain);
+        fhir_buf_free(&rec);
+    }
+
     fhir_buf_free(&b);
 }
 
