@@ -715,6 +715,23 @@ ngx_http_fhir_outcome(ngx_uint_t status, ngx_uint_t gateway_refused)
 }
 
 
+static ngx_inline void
+ngx_http_fhir_audit_text(fhir_audit_text_t *t, const char *s, size_t len)
+{
+    t->data = s;               /* NULL: the member is null */
+    t->len = len;
+}
+
+
+/* a C string from the claims or the classification; empty: null */
+static ngx_inline void
+ngx_http_fhir_audit_opt(fhir_audit_text_t *t, const char *s)
+{
+    t->data = s[0] ? s : NULL;
+    t->len = ngx_strlen(s);
+}
+
+
 static ngx_int_t
 ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_audit_conf_t *acf, ngx_http_fhir_audit_common_t *cm,
@@ -724,6 +741,7 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 {
     ngx_int_t             rc;
     fhir_buf_t           *rec = &ngx_http_fhir_rec;
+    const char           *event;
     fhir_audit_record_t   f;
 
     rec->len = 0;
@@ -733,32 +751,30 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
                     sizeof(w->patient));
     }
 
-#define TEXT(t, s, n)                                                         \
-    (t).data = (const char *) (s); (t).len = (n)
-    /* an empty C string is written as null */
-#define OPT(t, s)                                                             \
-    (t).data = (s)[0] ? (s) : NULL; (t).len = ngx_strlen(s)
+    event = w->event ? w->event : "resource.read";
 
-    TEXT(f.event, w->event ? w->event : "resource.read",
-         ngx_strlen(w->event ? w->event : "resource.read"));
-    TEXT(f.outcome, outcome, ngx_strlen(outcome));
-    TEXT(f.request_id, cm->request_id.data, cm->request_id.len);
-    TEXT(f.batch_id, batch_id ? batch_id->data : NULL,
-         batch_id ? batch_id->len : 0);
-    TEXT(f.client_ip, cm->client.data, cm->client.len);
-    OPT(f.subject, ctx->claims.sub);
-    OPT(f.tenant, ctx->claims.tenant);
-    OPT(f.client_id, ctx->claims.client_id);
-    TEXT(f.partner, ctx->partner ? ctx->partner->name.data : NULL,
-         ctx->partner ? ctx->partner->name.len : 0);
-    TEXT(f.method, cm->method.data, cm->method.len);
-    OPT(f.resource_type, w->resource_type);
-    OPT(f.resource_id, w->resource_id);
-    OPT(f.patient, w->patient);
-    TEXT(f.query, query, query ? query_len : 0);
-
-#undef TEXT
-#undef OPT
+    ngx_http_fhir_audit_text(&f.event, event, ngx_strlen(event));
+    ngx_http_fhir_audit_text(&f.outcome, outcome, ngx_strlen(outcome));
+    ngx_http_fhir_audit_text(&f.request_id, (char *) cm->request_id.data,
+                             cm->request_id.len);
+    ngx_http_fhir_audit_text(&f.batch_id,
+                             batch_id ? (char *) batch_id->data : NULL,
+                             batch_id ? batch_id->len : 0);
+    ngx_http_fhir_audit_text(&f.client_ip, (char *) cm->client.data,
+                             cm->client.len);
+    ngx_http_fhir_audit_opt(&f.subject, ctx->claims.sub);
+    ngx_http_fhir_audit_opt(&f.tenant, ctx->claims.tenant);
+    ngx_http_fhir_audit_opt(&f.client_id, ctx->claims.client_id);
+    ngx_http_fhir_audit_text(&f.partner,
+                             ctx->partner ? (char *) ctx->partner->name.data
+                                          : NULL,
+                             ctx->partner ? ctx->partner->name.len : 0);
+    ngx_http_fhir_audit_text(&f.method, (char *) cm->method.data,
+                             cm->method.len);
+    ngx_http_fhir_audit_opt(&f.resource_type, w->resource_type);
+    ngx_http_fhir_audit_opt(&f.resource_id, w->resource_id);
+    ngx_http_fhir_audit_opt(&f.patient, w->patient);
+    ngx_http_fhir_audit_text(&f.query, query, query ? query_len : 0);
 
     f.status = status;
     f.upstream_status = cm->upstream_status;
