@@ -208,6 +208,13 @@ fhir_rewrite_url(fhir_conv_t *c, const char *in, size_t len,
         based = 1;
         rest = in + c->partner_base_len;
         rest_len = len - c->partner_base_len;
+
+    } else if (c->from != FHIR_DSTU2
+               || len == 0 || (in[0] != 'M' && in[0] != 'C' && in[0] != '/'))
+    {
+        /* any other URL changes only when its first segment is a type R4
+         * renamed: MedicationOrder or Conformance, from DSTU2 only */
+        return 0;
     }
 
     /* the resource type: first path segment after the base (or at start) */

@@ -651,6 +651,25 @@ test_conversions(void)
                     "\"http://hl7.org/fhir/v3/ActCode\"}}") == 0,
           "unmapped type unchanged but for references: %s", o);
 
+    /* references: only a first segment R4 renamed changes, with or without
+     * a leading slash; others starting with the same letters stay; STU3
+     * renames none */
+    o = conv_str("{\"resourceType\":\"MedicationDispense\",\"a\":[{\"reference\":"
+                 "\"/MedicationOrder/2\"},{\"reference\":\"Conformance\"},"
+                 "{\"reference\":\"Medication/3\"},{\"reference\":"
+                 "\"Condition/4\"},{\"reference\":\"MedicationOrder?x=1\"},"
+                 "{\"reference\":\"\"},{\"reference\":\"#m1\"}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"/MedicationRequest/2\"") && HAS(o, "\"CapabilityStatement\"")
+          && HAS(o, "\"Medication/3\"") && HAS(o, "\"Condition/4\"")
+          && HAS(o, "\"MedicationRequest?x=1\"") && HAS(o, "\"reference\":\"\"")
+          && HAS(o, "\"#m1\""), "DSTU2 references by first segment: %s", o);
+    o = conv_str("{\"resourceType\":\"MedicationDispense\",\"a\":[{\"reference\":"
+                 "\"MedicationOrder/1\"},{\"reference\":\"http://partner.example/"
+                 "fhir/Patient/5\"}]}", FHIR_STU3);
+    CHECK(HAS(o, "\"MedicationOrder/1\"")
+          && HAS(o, "\"https://gw.example/fhir/p/Patient/5\""),
+          "STU3 references: no rename, the partner's base rewritten: %s", o);
+
     /* Bundle: URLs point at the gateway, types renamed */
     o = conv_str("{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
                  "\"total\":1,\"link\":[{\"relation\":\"next\",\"url\":"
