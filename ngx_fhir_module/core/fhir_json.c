@@ -562,9 +562,7 @@ fj_node(fj_parser_t *ps)
 
 /* whitespace from p on (compact JSON has none: one comparison) */
 #define FJ_SKIP_WS(p, end)                                                    \
-    while ((p) < (end) && (unsigned char) *(p) <= ' '                         \
-           && (*(p) == ' ' || *(p) == '\n' || *(p) == '\r' || *(p) == '\t'))  \
-    {                                                                         \
+    while ((p) < (end) && (unsigned char) *(p) <= ' ' && FJ_IS_WS(*(p))) {     \
         (p)++;                                                                \
     }
 
@@ -788,7 +786,7 @@ separator:
         goto next;
     }
 
-    if (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+    if (p < end && FJ_IS_WS(*p)) {
         FJ_SKIP_WS(p, end);
         goto separator;
     }

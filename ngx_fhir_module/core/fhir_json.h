@@ -34,6 +34,11 @@ void fhir_buf_free(fhir_buf_t *b);
 int  fhir_json_escape(fhir_buf_t *out, const char *s, size_t len);
 
 
+/* JSON's whitespace (RFC 8259: space, tab, line feed, carriage return) */
+#define FJ_IS_WS(c)                                                           \
+    ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+
 typedef enum {
     FJ_NULL = 0,
     FJ_TRUE,

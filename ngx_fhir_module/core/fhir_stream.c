@@ -166,13 +166,6 @@ fhir_stream_fail(fhir_stream_t *s, const char *msg)
 }
 
 
-static int
-fhir_is_ws(int c)
-{
-    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
-
 /*
  * Captures bytes of one JSON value into s->cap.  Returns the number of bytes
  * consumed; sets *done when the value is complete.  A scalar (number or
@@ -188,7 +181,7 @@ fhir_stream_capture(fhir_stream_t *s, const char *p, size_t len, int *done)
 
     if (s->scalar) {
         while (q < end && *q != ',' && *q != '}' && *q != ']'
-               && !fhir_is_ws((unsigned char) *q))
+               && !FJ_IS_WS((unsigned char) *q))
         {
             q++;
         }
@@ -571,7 +564,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
                 }
                 break;
             }
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c != '{') {
@@ -583,7 +576,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
 
         case ST_KEY_OR_END:
         case ST_KEY_NEXT:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c == '}' && s->state == ST_KEY_OR_END) {
@@ -620,7 +613,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             break;
 
         case ST_COLON:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c != ':') {
@@ -630,7 +623,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             break;
 
         case ST_VALUE:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (s->bundle && !s->streamed && s->key.len == 5
@@ -680,7 +673,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             continue;
 
         case ST_AFTER_VALUE:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c == ',') {
@@ -699,7 +692,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
 
         case ST_ENTRY_FIRST:
         case ST_ENTRY_NEXT:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c == ']' && s->state == ST_ENTRY_FIRST) {
@@ -732,7 +725,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             continue;
 
         case ST_ENTRY_AFTER:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             if (c == ',') {
@@ -749,7 +742,7 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
             return fhir_stream_fail(s, "expected ',' or ']'");
 
         case ST_DONE:
-            if (fhir_is_ws(c)) {
+            if (FJ_IS_WS(c)) {
                 break;
             }
             return fhir_stream_fail(s, "trailing data after the resource");
