@@ -31,16 +31,16 @@ static ngx_socket_t         ngx_http_fhir_syslog_fd = (ngx_socket_t) -1;
 static ngx_fd_t             ngx_http_fhir_audit_checked_fd = NGX_INVALID_FILE;
 ngx_int_t                   ngx_http_fhir_request_id_index = NGX_ERROR;
 static fhir_buf_t           ngx_http_fhir_line;
-/* a record's members, reused record by record */
+/* an AuditEvent line's record text, reused record by record */
 static fhir_buf_t           ngx_http_fhir_rec;
 
 
 static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
-    ngx_log_t *log, fhir_buf_t *rec);
+    ngx_log_t *log, const fhir_audit_record_t *f);
 static ngx_int_t ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, u_char *data, size_t len);
-static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec,
-    const char *ts, size_t ts_len);
+static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out,
+    const fhir_audit_record_t *f, const char *ts, size_t ts_len);
 
 
 char *
@@ -261,7 +261,6 @@ ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle)
 ngx_int_t
 ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
 {
-    fhir_buf_t                   rec;
     ngx_http_fhir_main_conf_t   *fmcf;
     ngx_http_fhir_audit_conf_t  *acf;
 
@@ -298,14 +297,7 @@ ngx_http_fhir_audit_init_process(ngx_cycle_t *cycle)
 
     /* a first record opens the chain, and proves that the sink works */
 
-    ngx_memzero(&rec, sizeof(fhir_buf_t));
-    if (fhir_buf_puts(&rec, "{") == 0
-        && fhir_audit_str(&rec, "event", "audit.start", 11) == 0
-        && fhir_audit_num(&rec, "pid", ngx_pid) == 0)
-    {
-        (void) ngx_http_fhir_audit_emit(acf, cycle->log, &rec);
-    }
-    fhir_buf_free(&rec);
+    (void) ngx_http_fhir_audit_emit(acf, cycle->log, NULL);
 
     return NGX_OK;
 }
@@ -333,51 +325,56 @@ ngx_http_fhir_audit_exit_process(ngx_cycle_t *cycle)
  * gateway's own fields travel in one extension, the seal last.
  */
 static ngx_int_t
-ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
-    size_t ts_len)
+ngx_http_fhir_auditevent(fhir_buf_t *out, const fhir_audit_record_t *f,
+    const char *ts, size_t ts_len)
 {
-    u_char          *b64;
-    size_t           n, k;
-    fj_node_t       *r;
-    fj_arena_t       arena;
-    const char      *err, *code, *outcome;
-    fj_node_t       *event, *oc, *patient, *type, *id, *query, *client;
+    u_char                   *b64;
+    size_t                    n, k;
+    const char               *code, *outcome;
+    fhir_buf_t               *rec = &ngx_http_fhir_rec;
+    const fhir_audit_text_t  *oc, *patient, *type, *id, *query, *client;
 
-    ngx_memzero(&arena, sizeof(arena));
+    /* the record's own text, which the seal's extension carries; the
+     * worker's first record (f == NULL) has its event and pid only */
 
-    if (fhir_buf_append(rec, "}", 1) != 0) {
+    rec->len = 0;
+
+    if (f ? fhir_audit_build(rec, f) != 0
+          : (fhir_buf_puts(rec, "{") != 0
+             || fhir_audit_str(rec, "event", "audit.start", 11) != 0
+             || fhir_audit_num(rec, "pid", ngx_pid) != 0))
+    {
         return NGX_ERROR;
     }
 
-    r = fj_parse(&arena, rec->data, rec->len, 8, &err, &n);
-    rec->len--;
+    /* the members an AuditEvent shows, when known */
+#define KNOWN(t)  (f && (t).data ? &(t) : NULL)
 
-    if (r == NULL) {
-        fj_arena_free(&arena);
-        return NGX_ERROR;
-    }
+    oc = KNOWN(f->outcome);
+    patient = KNOWN(f->patient);
+    type = KNOWN(f->resource_type);
+    id = KNOWN(f->resource_id);
+    query = KNOWN(f->query);
+    client = KNOWN(f->client_ip);
 
-    event = fj_get_str(r, "event");
-    oc = fj_get_str(r, "outcome");
-    patient = fj_get_str(r, "patient");
-    type = fj_get_str(r, "resource_type");
-    id = fj_get_str(r, "resource_id");
-    query = fj_get_str(r, "query");
-    client = fj_get_str(r, "client_ip");
+#undef KNOWN
 
-    code = (event && event->raw_len > 7
-            && ngx_strncmp(event->raw + event->raw_len - 7, ".search", 7) == 0)
+    code = (f && f->event.len > 7
+            && ngx_strncmp(f->event.data + f->event.len - 7, ".search", 7)
+               == 0)
            ? "search-type" : "read";
 
     outcome = "0";
-    if (oc && fj_str_is(oc, "denied")) {
+    if (oc && oc->len == 6 && ngx_strncmp(oc->data, "denied", 6) == 0) {
         outcome = "4";
-    } else if (oc && !fj_str_is(oc, "success")) {
+    } else if (oc && !(oc->len == 7
+                       && ngx_strncmp(oc->data, "success", 7) == 0))
+    {
         outcome = "8";
     }
 
 #define PUT(s)   (fhir_buf_puts(out, s) == 0)
-#define RAW(nd)  (fhir_buf_append(out, (nd)->raw, (nd)->raw_len) == 0)
+#define TXT(t)   (fhir_json_escape(out, (t)->data, (t)->len) == 0)
 
     if (!(PUT("{\"resourceType\":\"AuditEvent\",\"type\":{\"system\":"
               "\"http://terminology.hl7.org/CodeSystem/audit-event-type\","
@@ -390,13 +387,13 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
           && PUT("\",\"recorded\":\"")
           && fhir_buf_append(out, ts, ts_len) == 0
           && PUT("\",\"outcome\":\"") && PUT(outcome) && PUT("\"")
-          && (oc == NULL || (PUT(",\"outcomeDesc\":\"") && RAW(oc) && PUT("\"")))
+          && (oc == NULL || (PUT(",\"outcomeDesc\":\"") && TXT(oc) && PUT("\"")))
           && PUT(",\"agent\":[{\"type\":{\"coding\":[{\"system\":\"http://"
                  "terminology.hl7.org/CodeSystem/v3-ParticipationType\","
                  "\"code\":\"IRCP\",\"display\":\"information recipient\"}]},"
                  "\"who\":{\"display\":\"caller\"},\"requestor\":true")
           && (client == NULL
-              || (PUT(",\"network\":{\"address\":\"") && RAW(client)
+              || (PUT(",\"network\":{\"address\":\"") && TXT(client)
                   && PUT("\",\"type\":\"2\"}")))
           && PUT("},{\"type\":{\"coding\":[{\"system\":\"http://dicom.nema.org/"
                  "resources/ontology/DCM\",\"code\":\"110153\",\"display\":"
@@ -418,7 +415,7 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
         }
         k = 0;
         if (patient) {
-            if (!(PUT("{\"what\":{\"reference\":\"Patient/") && RAW(patient)
+            if (!(PUT("{\"what\":{\"reference\":\"Patient/") && TXT(patient)
                   && PUT("\"},\"type\":{\"system\":\"http://terminology.hl7"
                          ".org/CodeSystem/audit-entity-type\",\"code\":\"1\"},"
                          "\"role\":{\"system\":\"http://terminology.hl7.org/"
@@ -428,9 +425,12 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
             }
             k++;
         }
-        if (type && id && !(fj_str_is(type, "Patient") && patient)) {
+        if (type && id
+            && !(patient && type->len == 7
+                 && ngx_strncmp(type->data, "Patient", 7) == 0))
+        {
             if (!((k == 0 || PUT(",")) && PUT("{\"what\":{\"reference\":\"")
-                  && RAW(type) && PUT("/") && RAW(id)
+                  && TXT(type) && PUT("/") && TXT(id)
                   && PUT("\"},\"type\":{\"system\":\"http://terminology.hl7"
                          ".org/CodeSystem/audit-entity-type\",\"code\":\"2\"}}")))
             {
@@ -439,11 +439,11 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
             k++;
         }
         if (query) {
-            b64 = ngx_alloc(query->raw_len * 2 + 8, ngx_cycle->log);
+            b64 = ngx_alloc(query->len * 2 + 8, ngx_cycle->log);
             if (b64 == NULL) {
                 goto failed;
             }
-            n = EVP_EncodeBlock(b64, (u_char *) query->raw, query->raw_len);
+            n = EVP_EncodeBlock(b64, (u_char *) query->data, query->len);
             if (!((k == 0 || PUT(",")) && PUT("{\"type\":{\"system\":\"http://"
                       "terminology.hl7.org/CodeSystem/audit-entity-type\","
                       "\"code\":\"2\"},\"role\":{\"system\":\"http://"
@@ -479,14 +479,12 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, fhir_buf_t *rec, const char *ts,
     }
 
 #undef PUT
-#undef RAW
+#undef TXT
 
-    fj_arena_free(&arena);
     return NGX_OK;
 
 failed:
 
-    fj_arena_free(&arena);
     return NGX_ERROR;
 }
 
@@ -495,7 +493,7 @@ failed:
 
 static ngx_int_t
 ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
-    fhir_buf_t *rec)
+    const fhir_audit_record_t *f)
 {
     u_char           *p, head[256];
     ssize_t           n;
@@ -529,10 +527,17 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
     line->len = 0;
 
     if (acf->format == 1
-        ? ngx_http_fhir_auditevent(line, rec, (char *) ts, ts_len) != NGX_OK
-        : fhir_audit_line(&ngx_http_fhir_chain, line, (char *) ts, ts_len,
-                          ngx_http_fhir_chain_id, ngx_http_fhir_chain_id_len,
-                          rec) != 0)
+        ? ngx_http_fhir_auditevent(line, f, (char *) ts, ts_len) != NGX_OK
+        : f ? fhir_audit_line(&ngx_http_fhir_chain, line, (char *) ts, ts_len,
+                              ngx_http_fhir_chain_id,
+                              ngx_http_fhir_chain_id_len, f) != 0
+            /* the worker's first record: its event and pid */
+            : (fhir_audit_line_head(line, (char *) ts, ts_len,
+                                    ngx_http_fhir_chain_id,
+                                    ngx_http_fhir_chain_id_len) != 0
+               || fhir_audit_str(line, "event", "audit.start", 11) != 0
+               || fhir_audit_num(line, "pid", ngx_pid) != 0
+               || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
         ngx_http_fhir_audit_failed = 1;
@@ -739,12 +744,8 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_str_t *batch_id, ngx_http_fhir_audit_entry_t *e, const char *outcome,
     ngx_uint_t status)
 {
-    ngx_int_t             rc;
-    fhir_buf_t           *rec = &ngx_http_fhir_rec;
     const char           *event;
     fhir_audit_record_t   f;
-
-    rec->len = 0;
 
     if (e && e->patient[0] && w->patient[0] == '\0') {
         ngx_cpystrn((u_char *) w->patient, (u_char *) e->patient,
@@ -781,13 +782,7 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     f.entries = e ? e->entries : 0;
     f.bytes = batch_id ? 0 : cm->bytes;
 
-    rc = fhir_audit_build(rec, &f) == 0 ? NGX_OK : NGX_ERROR;
-
-    if (rc == NGX_OK) {
-        rc = ngx_http_fhir_audit_emit(acf, r->connection->log, rec);
-    }
-
-    return rc;
+    return ngx_http_fhir_audit_emit(acf, r->connection->log, &f);
 }
 
 

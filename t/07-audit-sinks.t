@@ -19,6 +19,8 @@ my $pid = 'smart-1288992';
     http_get("$u/fhir/datica/Patient/$pid");
     http_get("$u/fhir/redox/Observation?patient=$pid&category=vital-signs");
     http_get("$u/fhir/nosuch/Patient/$pid");
+    http_get("$u/fhir/datica/Observation/smart-Observation-854-bmi");
+    http_get("$u/fhir/datica/Patient/no-such-patient");
     select(undef, undef, undef, 0.3);
     my $log = $g->prefix . '/logs/audit.log';
     open my $fh, '<', $log or die;
@@ -35,6 +37,25 @@ my $pid = 'smart-1288992';
     my ($q) = grep { $_->{query} } @{ $search->{entity} };
     like(MIME::Base64::decode_base64($q->{query}), qr/patient=\Q$pid\E/, 'search: the query, base64');
     ok(grep({ $_->{outcome} eq '4' } @ev), 'a denial: outcome 4');
+    my ($err) = grep { $_->{outcome} eq '8' } @ev;
+    is($err && $err->{outcomeDesc}, 'upstream_error', 'an upstream error: outcome 8, and what it was');
+    my ($obs) = grep { grep { ($_->{what}{reference} // '') eq 'Observation/smart-Observation-854-bmi' }
+                       @{ $_->{entity} // [] } } @ev;
+    ok($obs, 'a resource read: the resource is an entity');
+    is($obs && $obs->{entity}[0]{what}{reference}, "Patient/$pid",
+       'a resource read: its patient (from the resource) comes first');
+
+    # the record's own text travels in the seal's extension, as the JSON
+    # lines format would have it
+    my %seal = map { $_->{url} => ($_->{valueString} // $_->{valueInteger}) }
+               @{ $read->{extension}[0]{extension} };
+    my $rec = JSON::PP->new->decode($seal{record});
+    is($rec->{event}, 'patient.read', 'the sealed record: its event');
+    is($rec->{patient}, $pid, 'the sealed record: its patient');
+    ok(exists $rec->{query} && exists $rec->{bytes}, 'the sealed record: every member');
+    is($ev[0]{extension}[0]{extension}[1]{valueString} =~ /"event":"audit.start"/ ? 1 : 0, 1,
+       "the worker's first record: audit.start");
+    ok(!$ev[0]{entity}, "the worker's first record: no entity");
 
     my $out = `$top/build/fhir-audit-verify --key @{[ $g->prefix ]}/secrets/audit.key $log 2>&1`;
     is($? >> 8, 0, 'AuditEvent chains verify') or diag $out;

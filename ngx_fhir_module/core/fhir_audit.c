@@ -303,13 +303,13 @@ fhir_audit_rawn(fhir_buf_t *b, const char *name, size_t name_len,
 }
 
 
-int
-fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r)
+/* the members of a read event's record, after what b holds already */
+static int
+fhir_audit_members(fhir_buf_t *b, const fhir_audit_record_t *r)
 {
 #define TEXT(name, t)  fhir_audit_str(b, name, (t).data, (t).len) != 0
 
-    if (fhir_buf_puts(b, "{") != 0
-        || TEXT("event", r->event)
+    if (TEXT("event", r->event)
         || TEXT("outcome", r->outcome)
         || TEXT("request_id", r->request_id)
         || TEXT("batch_id", r->batch_id)
@@ -338,16 +338,38 @@ fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r)
 
 
 int
-fhir_audit_line(fhir_audit_chain_t *c, fhir_buf_t *line, const char *ts,
-    size_t ts_len, const char *chain, size_t chain_len, const fhir_buf_t *rec)
+fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r)
 {
-    if (rec->len < 1
-        || fhir_buf_puts(line, "{") != 0
+    if (fhir_buf_puts(b, "{") != 0) {
+        return -1;
+    }
+
+    return fhir_audit_members(b, r);
+}
+
+
+int
+fhir_audit_line_head(fhir_buf_t *line, const char *ts, size_t ts_len,
+    const char *chain, size_t chain_len)
+{
+    if (fhir_buf_puts(line, "{") != 0
         || fhir_audit_str(line, "ts", ts, ts_len) != 0
-        || fhir_audit_str(line, "chain", chain, chain_len) != 0
-        || (rec->len > 1
-            && (fhir_buf_append(line, ",", 1) != 0
-                || fhir_buf_append(line, rec->data + 1, rec->len - 1) != 0)))
+        || fhir_audit_str(line, "chain", chain, chain_len) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+fhir_audit_line(fhir_audit_chain_t *c, fhir_buf_t *line, const char *ts,
+    size_t ts_len, const char *chain, size_t chain_len,
+    const fhir_audit_record_t *r)
+{
+    if (fhir_audit_line_head(line, ts, ts_len, chain, chain_len) != 0
+        || fhir_audit_members(line, r) != 0)
     {
         return -1;
     }

@@ -93,16 +93,22 @@ typedef struct {
     long long           bytes;
 } fhir_audit_record_t;
 
-/* the record's members as "{...", without the closing brace */
+/* the record's members as "{...", without the closing brace (the text an
+ * AuditEvent line carries) */
 int fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r);
 
 /*
- * A JSON line of the audit log: {"ts":..,"chain":.. and the members of a
- * record built by fhir_audit_build(), sealed (fhir_audit_seal()).
+ * A JSON line of the audit log, built in one pass: {"ts":..,"chain":.., the
+ * record's members in their order, and the seal (fhir_audit_seal()).
  */
 int fhir_audit_line(fhir_audit_chain_t *c, fhir_buf_t *line,
     const char *ts, size_t ts_len, const char *chain, size_t chain_len,
-    const fhir_buf_t *rec);
+    const fhir_audit_record_t *r);
+
+/* the line's first members, {"ts":..,"chain":.. (a record other than a read
+ * event adds its own members after them, then seals) */
+int fhir_audit_line_head(fhir_buf_t *line, const char *ts, size_t ts_len,
+    const char *chain, size_t chain_len);
 
 /*
  * Seals the record in b ("{...members" without the closing brace): appends

@@ -910,19 +910,29 @@ test_audit_chain(void)
             "\"resource_id\":\"p1\",\"patient\":\"p1\",\"query\":null,"
             "\"status\":200,\"upstream_status\":200,\"entries\":0,"
             "\"bytes\":1234,\"seq\":1,\"prev\":\"";
-        fhir_buf_t  rec = { NULL, 0, 0 };
 
         fhir_audit_chain_init(&chain, key, sizeof(key) - 1);
         b.len = 0;
-        CHECK(fhir_audit_build(&rec, &f) == 0
-              && fhir_audit_line(&chain, &b, "2026-11-30T00:00:00.000Z", 24,
-                                 "h/1/2", 5, &rec) == 0
+        CHECK(fhir_audit_line(&chain, &b, "2026-11-30T00:00:00.000Z", 24,
+                              "h/1/2", 5, &f) == 0
               && b.len > sizeof(want) - 1
               && memcmp(b.data, want, sizeof(want) - 1) == 0
               && b.data[b.len - 1] == '\n',
               "audit line: %.*s", (int) b.len, b.data);
         fhir_audit_chain_free(&chain);
-        fhir_buf_free(&rec);
+
+        /* the record's own text (what an AuditEvent line carries): the
+         * same members, from an opening brace on */
+        {
+            const char  *m = strstr(want, "\"event\"");
+            size_t       n = (size_t) (strstr(want, ",\"seq\"") - m);
+
+            b.len = 0;
+            CHECK(fhir_audit_build(&b, &f) == 0
+                  && b.len == n + 1 && b.data[0] == '{'
+                  && memcmp(b.data + 1, m, n) == 0,
+                  "audit record text: %.*s", (int) b.len, b.data);
+        }
     }
 
     fhir_buf_free(&b);
