@@ -794,6 +794,20 @@ ngx_http_fhir_flush_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 }
 
 
+/*
+ * The document is whole but the partner's response has not ended yet (its
+ * end comes at once, as a rule): the last converted bytes wait for it, so
+ * that they leave with the end of the response in one write, not in two,
+ * unless whoever called wants them to move now.
+ */
+static ngx_inline ngx_uint_t
+ngx_http_fhir_tail(ngx_http_fhir_ctx_t *ctx, ngx_uint_t flush)
+{
+    return !ctx->input_done && !flush && ctx->busy == NULL
+           && fhir_stream_done(ctx->stream);
+}
+
+
 static ngx_int_t
 ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
@@ -840,7 +854,7 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         for ( ;; ) {
 
-            if (ctx->header_sent) {
+            if (ctx->header_sent && !ngx_http_fhir_tail(ctx, flush)) {
                 rc = ngx_http_fhir_drain(r, ctx);
                 if (rc == NGX_ERROR) {
                     return NGX_ERROR;
@@ -882,14 +896,17 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
                 /* the first converted bytes go out at once (time to first
                  * byte), the rest in passes that fill the buffers */
-                if (ngx_http_fhir_drain(r, ctx) == NGX_ERROR) {
+                if (!ngx_http_fhir_tail(ctx, flush)
+                    && ngx_http_fhir_drain(r, ctx) == NGX_ERROR)
+                {
                     return NGX_ERROR;
                 }
                 break;
             }
 
             if (rc == NGX_DECLINED && (!ctx->header_sent
-                                        || ctx->pending.len == 0))
+                                        || ctx->pending.len == 0
+                                        || ngx_http_fhir_tail(ctx, flush)))
             {
                 break;
             }

@@ -385,6 +385,17 @@ function fault(id, res) {
       gated.push(() => { if (!res.destroyed) res.end(',' + entry(2) + ',' + entry(3) + ']}'); });
       return;
     }
+    case '_fault-gatedend': {
+      // a whole Bundle, but the response's end (the last chunk) only once
+      // _fault-release is read: the gateway sends the document's last bytes
+      // with the end of the response, in one write (t/05-streaming.t)
+      res.writeHead(200, { 'Content-Type': MIME });
+      res.write(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: 2,
+        entry: [0, 1].map((i) => ({ resource: { resourceType: 'Patient', id: `end-${i}`,
+          name: [{ family: 'Ended', given: [`N${i}`] }] } })) }));
+      gated.push(() => { if (!res.destroyed) res.end(); });
+      return;
+    }
     case '_fault-release': {
       const n = gated.length;
       gated.splice(0).forEach((f) => f());

@@ -87,6 +87,52 @@ my $u = $g->url;
        'gated Bundle: whole and in order once released');
 }
 
+# the partner has sent a whole Bundle but not yet the end of its response:
+# the converted document's last bytes wait for that end and leave with it,
+# in one write with the response's last chunk (not in two: the caller's
+# HTTP client could not take the response as complete before it anyway)
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port},
+                                  Proto => 'tcp') or die $!;
+    my $tok = $g->token_for('redox');
+    print $s "GET /fhir/redox/Patient/_fault-gatedend HTTP/1.1\r\nHost: x\r\n"
+           . "Authorization: Bearer $tok\r\n\r\n";
+    my ($data, $buf, $rin) = ('');
+    # what reaches the caller within a second (the partner holds its end)
+    my $until = time + 1.5;
+    while (time < $until) {
+        vec($rin = '', fileno($s), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, 0.25);
+        my $n = sysread($s, $buf, 65536);
+        last if !$n;
+        $data .= $buf;
+    }
+    unlike($data, qr/"end-1"/, 'whole Bundle, open response: its last bytes wait for the end');
+    my $rel = http_get("$u/fhir/redox/Patient/_fault-release");
+    is(json_of($rel)->{active}, JSON::PP::true, 'the partner ended its response');
+    my $deadline = time + 15;
+    while ($data !~ /\r\n0\r\n\r\n\z/ && time < $deadline) {
+        vec($rin = '', fileno($s), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, 0.5);
+        my $n = sysread($s, $buf, 65536);
+        last if !$n;
+        $data .= $buf;
+    }
+    my ($head, $chunked) = split /\r\n\r\n/, $data, 2;
+    like($head, qr/^HTTP\/1.1 200.*\r\nTransfer-Encoding: chunked/si, '... a chunked 200');
+    my $body = '';
+    while ($chunked =~ /\G([0-9a-f]+)\r\n/gci) {
+        my $len = hex $1;
+        last if $len == 0;
+        $body .= substr($chunked, pos($chunked), $len);
+        pos($chunked) = pos($chunked) + $len + 2;
+    }
+    my $b = eval { JSON::PP->new->decode($body) };
+    is(join(',', map { $_->{resource}{id} } @{ $b->{entry} || [] }), 'end-0,end-1',
+       '... then whole, with the last chunk');
+    close $s;
+}
+
 # a second request on the same worker still works
 is(http_get("$u/fhir/redox/Patient/smart-1288992")->{status}, 200, 'the worker goes on serving');
 $g->stop;

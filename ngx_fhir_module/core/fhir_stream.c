@@ -758,6 +758,13 @@ fhir_stream_feed(fhir_stream_t *s, const char *data, size_t len,
 
 
 int
+fhir_stream_done(const fhir_stream_t *s)
+{
+    return s->state == ST_DONE;
+}
+
+
+int
 fhir_stream_finish(fhir_stream_t *s, fhir_buf_t *out)
 {
     (void) out;

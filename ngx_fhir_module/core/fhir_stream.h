@@ -40,6 +40,8 @@ const char *fhir_stream_error(const fhir_stream_t *s);
 /* entries converted so far, and whether the document is a Bundle */
 unsigned long fhir_stream_entries(const fhir_stream_t *s);
 int fhir_stream_is_bundle(const fhir_stream_t *s);
+/* the document is whole: what may still come is whitespace, or an error */
+int fhir_stream_done(const fhir_stream_t *s);
 /* bytes consumed so far */
 unsigned long long fhir_stream_offset(const fhir_stream_t *s);
 
