@@ -20,6 +20,10 @@ typedef struct {
 
 #define FHIR_MOVED(from, to)  { from, sizeof(from) - 1, to, sizeof(to) - 1 }
 
+/* where all but one of the moved systems lived: a system URL elsewhere is
+ * looked for in the short second table only */
+#define HL7F  "http://hl7.org/fhir/"
+
 static const fhir_moved_t  fhir_moved_systems[] = {
     FHIR_MOVED("http://hl7.org/fhir/observation-category",
                THO "observation-category"),
@@ -44,6 +48,11 @@ static const fhir_moved_t  fhir_moved_systems[] = {
     FHIR_MOVED("http://hl7.org/fhir/policyholder-relationship",
                THO "subscriber-relationship"),
     FHIR_MOVED("http://hl7.org/fhir/coverage-class", THO "coverage-class"),
+    { NULL, 0, NULL, 0 }
+};
+
+/* the others: system URLs outside HL7F */
+static const fhir_moved_t  fhir_moved_elsewhere[] = {
     FHIR_MOVED("http://unitsofmeasure.org/", "http://unitsofmeasure.org"),
     { NULL, 0, NULL, 0 }
 };
@@ -64,7 +73,10 @@ fhir_code_system_r4(fhir_conv_t *c, const char *url, size_t len,
         return NULL;
     }
 
-    for (t = fhir_moved_systems; t->from; t++) {
+    t = (memcmp(url, HL7F, sizeof(HL7F) - 1) == 0) ? fhir_moved_systems
+                                                     : fhir_moved_elsewhere;
+
+    for ( /* void */ ; t->from; t++) {
         if (t->from_len == len && memcmp(t->from, url, len) == 0) {
             *out_len = t->to_len;
             return t->to;

@@ -14,6 +14,7 @@
 #include "fhir_request.h"
 #include "fhir_oo.h"
 #include "fhir_audit.h"
+#include "fhir_convert_int.h"
 
 static int  passed, failed;
 
@@ -939,6 +940,62 @@ test_audit_chain(void)
 }
 
 
+/* the code systems that moved in R4 (MAPPING.md 1.4), and look-alikes that
+ * did not: each looked up in the table it belongs to */
+static void
+test_code_systems(void)
+{
+#define THO  "http://terminology.hl7.org/CodeSystem/"
+    static const char  *moved[][2] = {
+        { "http://hl7.org/fhir/observation-category", THO "observation-category" },
+        { "http://hl7.org/fhir/condition-category", THO "condition-category" },
+        { "http://hl7.org/fhir/condition-clinical", THO "condition-clinical" },
+        { "http://hl7.org/fhir/condition-ver-status", THO "condition-ver-status" },
+        { "http://hl7.org/fhir/allergyintolerance-clinical", THO "allergyintolerance-clinical" },
+        { "http://hl7.org/fhir/allergyintolerance-verification", THO "allergyintolerance-verification" },
+        { "http://hl7.org/fhir/medication-request-category", THO "medicationrequest-category" },
+        { "http://hl7.org/fhir/diagnosis-role", THO "diagnosis-role" },
+        { "http://hl7.org/fhir/data-absent-reason", THO "data-absent-reason" },
+        { "http://hl7.org/fhir/subscriber-relationship", THO "subscriber-relationship" },
+        { "http://hl7.org/fhir/policyholder-relationship", THO "subscriber-relationship" },
+        { "http://hl7.org/fhir/coverage-class", THO "coverage-class" },
+        { "http://unitsofmeasure.org/", "http://unitsofmeasure.org" },
+        { "http://hl7.org/fhir/v2/0203", THO "v2-0203" },
+        { "http://hl7.org/fhir/v3/ActCode", THO "v3-ActCode" },
+    };
+    static const char  *kept[] = {
+        "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org",
+        "http://hl7.org/fhir/observation-categorx", "http://hl7.org/fhir/observation-category/",
+        "https://hl7.org/fhir/observation-category", "http://hl7.org/fhir/v2/0203/x",
+        "http://hl7.org/fhir/", "http://unitsofmeasure.org/x", "hxxp://hl7.org/fhir/coverage-class",
+        "http://example.org/fhir/observation-category",
+    };
+#undef THO
+    fj_arena_t    arena;
+    fhir_conv_t   conv;
+    const char   *to;
+    size_t        i, n;
+
+    memset(&arena, 0, sizeof(arena));
+    memset(&conv, 0, sizeof(conv));
+    conv.arena = &arena;
+
+    for (i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+        n = 0;
+        to = fhir_code_system_r4(&conv, moved[i][0], strlen(moved[i][0]), &n);
+        CHECK(to && n == strlen(moved[i][1]) && memcmp(to, moved[i][1], n) == 0,
+              "code system %s -> %s", moved[i][0], moved[i][1]);
+    }
+
+    for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        CHECK(fhir_code_system_r4(&conv, kept[i], strlen(kept[i]), &n) == NULL,
+              "code system %s kept", kept[i]);
+    }
+
+    fj_arena_free(&arena);
+}
+
+
 /* the token endpoint's form */
 static void
 test_form(void)
@@ -1028,6 +1085,7 @@ main(int argc, char **argv)
     test_oo();
     test_audit_chain();
     test_form();
+    test_code_systems();
     test_escape();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
