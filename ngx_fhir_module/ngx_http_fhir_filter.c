@@ -798,7 +798,9 @@ ngx_http_fhir_flush_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
  * The document is whole but the partner's response has not ended yet (its
  * end comes at once, as a rule): the last converted bytes wait for it, so
  * that they leave with the end of the response in one write, not in two,
- * unless whoever called wants them to move now.
+ * unless whoever called wants them to move now.  The input they came from
+ * is released meanwhile, as after a write: with the document whole, there
+ * is nothing left to hold the partner back for.
  */
 static ngx_inline ngx_uint_t
 ngx_http_fhir_tail(ngx_http_fhir_ctx_t *ctx, ngx_uint_t flush)
@@ -919,7 +921,9 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (ctx->out == NULL) {
-            if (ctx->busy == NULL && ctx->pending.len == 0) {
+            if (ctx->busy == NULL
+                && (ctx->pending.len == 0 || ngx_http_fhir_tail(ctx, 0)))
+            {
                 ngx_http_fhir_release(ctx);
             }
             break;
@@ -936,7 +940,9 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->last_out = &ctx->out;
         flush = 0;
 
-        if (ctx->busy == NULL && ctx->pending.len == 0) {
+        if (ctx->busy == NULL
+            && (ctx->pending.len == 0 || ngx_http_fhir_tail(ctx, 0)))
+        {
             ngx_http_fhir_release(ctx);
         }
 

@@ -390,9 +390,10 @@ function fault(id, res) {
       // _fault-release is read: the gateway sends the document's last bytes
       // with the end of the response, in one write (t/05-streaming.t)
       res.writeHead(200, { 'Content-Type': MIME });
-      res.write(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: 2,
-        entry: [0, 1].map((i) => ({ resource: { resourceType: 'Patient', id: `end-${i}`,
-          name: [{ family: 'Ended', given: [`N${i}`] }] } })) }));
+      // (100 entries, about 9 KB: more than small proxy buffers hold)
+      res.write(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: 100,
+        entry: [...Array(100).keys()].map((i) => ({ resource: { resourceType: 'Patient',
+          id: `end-${i}`, name: [{ family: 'Ended', given: [`N${i}`] }] } })) }));
       gated.push(() => { if (!res.destroyed) res.end(); });
       return;
     }

@@ -10,8 +10,37 @@ use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Time::HiRes qw(time sleep);
 
-# small output buffers, so that a slow client really fills them
-my $g = start_gateway(name => 'streaming', extra_http => "fhir_buffers 2 4k;\n");
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die $!;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# small output buffers, so that a slow client really fills them; and a
+# second server whose proxy buffers are few and small (the partner's
+# Bundle spreads over all of them)
+my $small_port = free_port();
+my $g = start_gateway(name => 'streaming', extra_http => <<"CONF");
+fhir_buffers 2 4k;
+server {
+    listen 127.0.0.1:$small_port;
+    location /fhir/ {
+        fhir_gateway on;
+        fhir_auth off;
+        proxy_pass \$fhir_upstream_url;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Authorization \$fhir_partner_authorization;
+        proxy_set_header Accept-Encoding identity;
+        proxy_buffer_size 1k;
+        proxy_buffers 2 1k;
+        proxy_busy_buffers_size 1k;
+        proxy_max_temp_file_size 0;
+        proxy_read_timeout 30s;
+    }
+}
+CONF
 my $u = $g->url;
 
 # a fast client: about 1000 entries, complete and valid
@@ -90,15 +119,17 @@ my $u = $g->url;
 # the partner has sent a whole Bundle but not yet the end of its response:
 # the converted document's last bytes wait for that end and leave with it,
 # in one write with the response's last chunk (not in two: the caller's
-# HTTP client could not take the response as complete before it anyway)
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port},
+# HTTP client could not take the response as complete before it anyway);
+# with nginx's proxy buffers large or small.
+sub gated_end {
+    my ($port, $what, $auth) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                   Proto => 'tcp') or die $!;
-    my $tok = $g->token_for('redox');
     print $s "GET /fhir/redox/Patient/_fault-gatedend HTTP/1.1\r\nHost: x\r\n"
-           . "Authorization: Bearer $tok\r\n\r\n";
+           . ($auth ? "Authorization: Bearer " . $g->token_for('redox') . "\r\n" : '') . "\r\n";
     my ($data, $buf, $rin) = ('');
-    # what reaches the caller within a second (the partner holds its end)
+    # what reaches the caller within a second and a half (the partner
+    # holds its end)
     my $until = time + 1.5;
     while (time < $until) {
         vec($rin = '', fileno($s), 1) = 1;
@@ -107,10 +138,11 @@ my $u = $g->url;
         last if !$n;
         $data .= $buf;
     }
-    unlike($data, qr/"end-1"/, 'whole Bundle, open response: its last bytes wait for the end');
+    unlike($data, qr/"end-99"/, "$what: whole Bundle, open response: its last bytes wait for the end");
     my $rel = http_get("$u/fhir/redox/Patient/_fault-release");
-    is(json_of($rel)->{active}, JSON::PP::true, 'the partner ended its response');
-    my $deadline = time + 15;
+    is(json_of($rel)->{active}, JSON::PP::true, "$what: the partner ended its response");
+    # the end follows at once
+    my $deadline = time + 10;
     while ($data !~ /\r\n0\r\n\r\n\z/ && time < $deadline) {
         vec($rin = '', fileno($s), 1) = 1;
         next unless select(my $rout = $rin, undef, undef, 0.5);
@@ -119,19 +151,21 @@ my $u = $g->url;
         $data .= $buf;
     }
     my ($head, $chunked) = split /\r\n\r\n/, $data, 2;
-    like($head, qr/^HTTP\/1.1 200.*\r\nTransfer-Encoding: chunked/si, '... a chunked 200');
+    like($head // '', qr/^HTTP\/1.1 200.*\r\nTransfer-Encoding: chunked/si, "$what: a chunked 200");
     my $body = '';
-    while ($chunked =~ /\G([0-9a-f]+)\r\n/gci) {
+    while (($chunked // '') =~ /\G([0-9a-f]+)\r\n/gci) {
         my $len = hex $1;
         last if $len == 0;
         $body .= substr($chunked, pos($chunked), $len);
         pos($chunked) = pos($chunked) + $len + 2;
     }
     my $b = eval { JSON::PP->new->decode($body) };
-    is(join(',', map { $_->{resource}{id} } @{ $b->{entry} || [] }), 'end-0,end-1',
-       '... then whole, with the last chunk');
+    is(join(',', map { $_->{resource}{id} } @{ $b->{entry} || [] }),
+       join(',', map { "end-$_" } 0 .. 99), "$what: then whole, with the last chunk");
     close $s;
 }
+gated_end($g->{port}, 'gated end', 1);
+gated_end($small_port, 'gated end, small proxy buffers', 0);
 
 # a second request on the same worker still works
 is(http_get("$u/fhir/redox/Patient/smart-1288992")->{status}, 200, 'the worker goes on serving');
