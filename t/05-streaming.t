@@ -5,17 +5,10 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use FhirTest qw(start_gateway http_get json_of);
+use FhirTest qw(start_gateway http_get json_of free_port);
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Time::HiRes qw(time sleep);
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
 
 # small output buffers, so that a slow client really fills them; and a
 # second server whose proxy buffers are few and small (the partner's

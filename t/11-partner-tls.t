@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use FhirTest qw(start_gateway http_get json_of top_dir);
+use FhirTest qw(start_gateway http_get json_of top_dir free_port);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 
@@ -33,12 +33,6 @@ sh("openssl x509 -req -in $pki/partner.csr -CA $pki/ca.pem -CAkey $pki/ca.key -C
 sh("openssl req -x509 $ec -keyout $pki/rogue.key -out $pki/rogue.pem -days 2 -subj /CN=127.0.0.1"
    . " -addext subjectAltName=IP:127.0.0.1");
 
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
 my ($tls, $rogue) = (free_port(), free_port());
 
 my $creds = 'auth client_secret_post; client_id gateway-datica; '

@@ -15,7 +15,7 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use JSON::PP;
 
-our @EXPORT_OK = qw(start_gateway http_get http_post json_of top_dir token_for
+our @EXPORT_OK = qw(start_gateway http_get http_post json_of top_dir token_for free_port
                     get_token %TENANT);
 
 # the demo tenants (conf/demo/nginx.conf.in) and their clients
@@ -35,6 +35,14 @@ our $MODULE = $ENV{MODULE} // "$TOP/build/ngx_http_fhir_module.so";
 my @started;
 
 sub top_dir { $TOP }
+
+# one free port on loopback (for a server a test adds)
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die $!;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
 
 sub _free_port_block {
     # four consecutive free ports for the mocks, plus one for the gateway
