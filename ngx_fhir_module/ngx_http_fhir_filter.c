@@ -810,6 +810,21 @@ ngx_http_fhir_tail(ngx_http_fhir_ctx_t *ctx, ngx_uint_t flush)
 }
 
 
+/*
+ * More of the partner's bytes are at hand and nothing is in flight to the
+ * caller: they are converted before anything is sent (up to what the output
+ * buffers hold), so that a response the proxy has read whole leaves in one
+ * write rather than one per input buffer.  A caller still reading what was
+ * sent gets the converted bytes buffer by buffer, as they fit.
+ */
+static ngx_inline ngx_uint_t
+ngx_http_fhir_gather(ngx_http_fhir_ctx_t *ctx, ngx_http_fhir_loc_conf_t *flcf)
+{
+    return ctx->in != NULL && ctx->busy == NULL
+           && ctx->pending.len < flcf->bufs.num * flcf->bufs.size;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
@@ -856,7 +871,9 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         for ( ;; ) {
 
-            if (ctx->header_sent && !ngx_http_fhir_tail(ctx, flush)) {
+            if (ctx->header_sent && !ngx_http_fhir_gather(ctx, flcf)
+                && !ngx_http_fhir_tail(ctx, flush))
+            {
                 rc = ngx_http_fhir_drain(r, ctx);
                 if (rc == NGX_ERROR) {
                     return NGX_ERROR;
@@ -892,18 +909,7 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                     return NGX_ERROR;
                 }
 
-                if (ctx->input_done) {
-                    continue;
-                }
-
-                /* the first converted bytes go out at once (time to first
-                 * byte), the rest in passes that fill the buffers */
-                if (!ngx_http_fhir_tail(ctx, flush)
-                    && ngx_http_fhir_drain(r, ctx) == NGX_ERROR)
-                {
-                    return NGX_ERROR;
-                }
-                break;
+                continue;
             }
 
             if (rc == NGX_DECLINED && (!ctx->header_sent
