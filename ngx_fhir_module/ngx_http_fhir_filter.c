@@ -758,11 +758,33 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
-/* the pinned input has been converted and sent on: the pipe may reuse it */
+/*
+ * The document is whole but the partner's response has not ended yet (its
+ * end comes at once, as a rule): the last converted bytes wait for it, so
+ * that they leave with the end of the response in one write, not in two,
+ * unless whoever called wants them to move now.
+ */
+static ngx_inline ngx_uint_t
+ngx_http_fhir_tail(ngx_http_fhir_ctx_t *ctx, ngx_uint_t flush)
+{
+    return !ctx->input_done && !flush && ctx->busy == NULL
+           && fhir_stream_done(ctx->stream);
+}
+
+
+/*
+ * The pinned input is let go once its converted bytes have left (nothing
+ * pending, nothing in flight) or wait as a whole document's tail (nothing
+ * is left to hold the partner back for): the pipe may reuse it.
+ */
 static void
 ngx_http_fhir_release(ngx_http_fhir_ctx_t *ctx)
 {
     ngx_chain_t  *cl;
+
+    if (ctx->busy || (ctx->pending.len && !ngx_http_fhir_tail(ctx, 0))) {
+        return;
+    }
 
     for (cl = ctx->pinned; cl; cl = cl->next) {
         cl->buf->pos = cl->buf->last;
@@ -791,22 +813,6 @@ ngx_http_fhir_flush_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     ctx->last_out = &cl->next;
 
     return NGX_OK;
-}
-
-
-/*
- * The document is whole but the partner's response has not ended yet (its
- * end comes at once, as a rule): the last converted bytes wait for it, so
- * that they leave with the end of the response in one write, not in two,
- * unless whoever called wants them to move now.  The input they came from
- * is released meanwhile, as after a write: with the document whole, there
- * is nothing left to hold the partner back for.
- */
-static ngx_inline ngx_uint_t
-ngx_http_fhir_tail(ngx_http_fhir_ctx_t *ctx, ngx_uint_t flush)
-{
-    return !ctx->input_done && !flush && ctx->busy == NULL
-           && fhir_stream_done(ctx->stream);
 }
 
 
@@ -927,11 +933,7 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
 
         if (ctx->out == NULL) {
-            if (ctx->busy == NULL
-                && (ctx->pending.len == 0 || ngx_http_fhir_tail(ctx, 0)))
-            {
-                ngx_http_fhir_release(ctx);
-            }
+            ngx_http_fhir_release(ctx);
             break;
         }
 
@@ -946,11 +948,7 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->last_out = &ctx->out;
         flush = 0;
 
-        if (ctx->busy == NULL
-            && (ctx->pending.len == 0 || ngx_http_fhir_tail(ctx, 0)))
-        {
-            ngx_http_fhir_release(ctx);
-        }
+        ngx_http_fhir_release(ctx);
 
         if (ctx->last_sent
             || (ctx->in == NULL && ctx->pending.len == 0)
