@@ -41,6 +41,7 @@ static ngx_int_t ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, u_char *data, size_t len);
 static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out,
     const fhir_audit_record_t *f, const char *ts, size_t ts_len);
+static int ngx_http_fhir_audit_start(fhir_buf_t *b);
 
 
 char *
@@ -341,8 +342,7 @@ ngx_http_fhir_auditevent(fhir_buf_t *out, const fhir_audit_record_t *f,
 
     if (f ? fhir_audit_build(rec, f) != 0
           : (fhir_buf_puts(rec, "{") != 0
-             || fhir_audit_str(rec, "event", "audit.start", 11) != 0
-             || fhir_audit_num(rec, "pid", ngx_pid) != 0))
+             || ngx_http_fhir_audit_start(rec) != 0))
     {
         return NGX_ERROR;
     }
@@ -489,6 +489,21 @@ failed:
 }
 
 
+/* the members of a worker's first record, after what b holds already */
+
+static int
+ngx_http_fhir_audit_start(fhir_buf_t *b)
+{
+    if (fhir_audit_str(b, "event", "audit.start", 11) != 0
+        || fhir_audit_num(b, "pid", ngx_pid) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* one record: its timestamp and chain, sealed, written at once */
 
 static ngx_int_t
@@ -535,8 +550,7 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
             : (fhir_audit_line_head(line, (char *) ts, ts_len,
                                     ngx_http_fhir_chain_id,
                                     ngx_http_fhir_chain_id_len) != 0
-               || fhir_audit_str(line, "event", "audit.start", 11) != 0
-               || fhir_audit_num(line, "pid", ngx_pid) != 0
+               || ngx_http_fhir_audit_start(line) != 0
                || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
