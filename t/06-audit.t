@@ -72,6 +72,14 @@ for my $c (@cases) {
     ok($a->{bytes} > 0, "$event: bytes returned");
 }
 
+# the worker's first record opens its chain: its event and pid, sealed
+{
+    my ($first) = records();
+    is($first->{event}, 'audit.start', "the worker's first record: audit.start");
+    ok($first->{pid} && $first->{chain} && $first->{seq} == 1 && $first->{hmac},
+       "the worker's first record: pid, chain and seal");
+}
+
 # a POSTed Patient search: the form body is what was searched
 {
     my $r = http_post("$u/fhir/datica/Patient/_search", "family=adam&birthdate=1925-12-23",
