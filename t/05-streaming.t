@@ -112,8 +112,7 @@ my $u = $g->url;
 # the partner has sent a whole Bundle but not yet the end of its response:
 # the converted document's last bytes wait for that end and leave with it,
 # in one write with the response's last chunk (not in two: the caller's
-# HTTP client could not take the response as complete before it anyway);
-# with nginx's proxy buffers large or small.
+# HTTP client could not take the response as complete before it anyway).
 sub gated_end {
     my ($port, $what, $auth) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
@@ -158,6 +157,9 @@ sub gated_end {
     close $s;
 }
 gated_end($g->{port}, 'gated end', 1);
+# (with small proxy buffers, nginx's pipe itself keeps the last, partly
+# filled buffer until the partner's end: this run checks that a Bundle
+# spread over them arrives whole, not the filter's waiting)
 gated_end($small_port, 'gated end, small proxy buffers', 0);
 
 # a second request on the same worker still works
