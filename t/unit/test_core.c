@@ -877,6 +877,56 @@ test_audit_chain(void)
 
     fhir_audit_chain_free(&chain);
 
+    /* the chain's HMAC (a context keyed once, restarted per record) is
+     * OpenSSL's HMAC() for keys shorter than, as long as and longer than
+     * a SHA-256 block, and for lines across the block boundaries; and
+     * HMAC() itself gives RFC 4231's test case 2 */
+    CHECK(fhir_audit_hmac("Jefe", 4, "what do ya want for nothing?", 28, hex)
+          == 0 && strcmp(hex, "5bdcc146bf60754e6a042426089575c7"
+                              "5a003f089d2739839dec58b964ec3843") == 0,
+          "HMAC-SHA256 of RFC 4231 test case 2: %s", hex);
+    {
+        static const size_t  key_lens[] = { 0, 1, 32, 63, 64, 65, 200, 256 };
+        unsigned char        k[256];
+        size_t               ki, n, len, bad = 0;
+        char                 chained[FHIR_AUDIT_HMAC_HEX + 1];
+
+        for (n = 0; n < sizeof(k); n++) {
+            k[n] = (unsigned char) (n * 7 + 3);
+        }
+
+        for (ki = 0; ki < sizeof(key_lens) / sizeof(key_lens[0]); ki++) {
+            for (len = 0; len <= 200; len++) {
+                fhir_audit_chain_init(&chain, k, key_lens[ki]);
+                b.len = 0;
+                for (n = 0; n < len; n++) {
+                    (void) fhir_buf_append(&b, &"abcdefghij"[n % 10], 1);
+                }
+                /* seq "1" and 64 zeros follow the text, then the seal */
+                if (fhir_audit_seal_ext(&chain, &b, "", "", "", "") != 0
+                    || b.len != len + 1 + 2 * FHIR_AUDIT_HMAC_HEX)
+                {
+                    bad++;
+                    fhir_audit_chain_free(&chain);
+                    continue;
+                }
+                memcpy(chained, b.data + len + 1 + FHIR_AUDIT_HMAC_HEX,
+                       FHIR_AUDIT_HMAC_HEX);
+                chained[FHIR_AUDIT_HMAC_HEX] = '\0';
+                if (fhir_audit_hmac(k, key_lens[ki], b.data,
+                                    len + 1 + FHIR_AUDIT_HMAC_HEX, hex) != 0
+                    || strcmp(hex, chained) != 0)
+                {
+                    bad++;
+                }
+                fhir_audit_chain_free(&chain);
+            }
+        }
+
+        CHECK(bad == 0, "the chain's HMAC is HMAC() for 8 key lengths and "
+              "201 line lengths (%zu differ)", bad);
+    }
+
     /* record members: escapes, null, numbers */
     b.len = 0;
     CHECK(fhir_buf_puts(&b, "{") == 0
