@@ -316,6 +316,38 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/* what the conversion, and the rewriting of a Location, need to know */
+static ngx_int_t
+ngx_http_fhir_conv_init(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_http_fhir_main_conf_t  *fmcf;
+
+    ctx->conv.from = ctx->version;
+    ctx->conv.arena = &ctx->arena;
+    ctx->conv.partner_base = (char *) ctx->partner->url.data;
+    ctx->conv.partner_base_len = ctx->partner->url.len;
+    ctx->conv.public_base = (char *) ctx->public_base.data;
+    ctx->conv.public_base_len = ctx->public_base.len;
+
+    fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
+
+    if (fmcf->auth.token_url.len) {
+        ctx->conv.token_url = (char *) fmcf->auth.token_url.data;
+    }
+
+    /* a NUL-terminated copy of the gateway's base for this partner */
+    ctx->conv.public_url = (char *) ngx_pnalloc(r->pool,
+                                               ctx->public_base.len + 1);
+    if (ctx->conv.public_url == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_cpystrn((u_char *) ctx->conv.public_url, ctx->public_base.data,
+                ctx->public_base.len + 1);
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
@@ -331,31 +363,6 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
     cln->handler = ngx_http_fhir_cleanup;
     cln->data = ctx;
-
-    ctx->conv.from = ctx->version;
-    ctx->conv.arena = &ctx->arena;
-    ctx->conv.partner_base = (char *) ctx->partner->url.data;
-    ctx->conv.partner_base_len = ctx->partner->url.len;
-    ctx->conv.public_base = (char *) ctx->public_base.data;
-    ctx->conv.public_base_len = ctx->public_base.len;
-    {
-        ngx_http_fhir_main_conf_t  *fmcf;
-
-        fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
-
-        if (fmcf->auth.token_url.len) {
-            ctx->conv.token_url = (char *) fmcf->auth.token_url.data;
-        }
-
-        /* a NUL-terminated copy of the gateway's base for this partner */
-        ctx->conv.public_url = (char *) ngx_pnalloc(r->pool,
-                                                   ctx->public_base.len + 1);
-        if (ctx->conv.public_url == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_cpystrn((u_char *) ctx->conv.public_url, ctx->public_base.data,
-                    ctx->public_base.len + 1);
-    }
 
     ctx->conv.observe = ngx_http_fhir_audit_observe;
     ctx->conv.observe_data = r;
@@ -500,12 +507,9 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (ngx_http_fhir_start_conversion(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
-        != NGX_OK)
+    if (ngx_http_fhir_conv_init(r, ctx) != NGX_OK
+        || ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -514,6 +518,16 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     ngx_http_clear_accept_ranges(r);
     ngx_http_weak_etag(r);
     ngx_http_fhir_set_content_type(r);
+
+    if (r->method == NGX_HTTP_HEAD) {
+        /* nginx sends the caller of a HEAD no body, whatever the partner
+         * sent: the headers a GET would get, nothing to convert */
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_fhir_start_conversion(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     r->filter_need_in_memory = 1;
 

@@ -353,7 +353,36 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 }
 
 
+/*
+ * $fhir_upstream_method: the method sent to the partner, the caller's but
+ * for HEAD, which goes as GET: a partner need not support HEAD, and nginx
+ * sends the caller the headers only, whatever comes from the partner
+ */
+static ngx_int_t
+ngx_http_fhir_method_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    if (r->method == NGX_HTTP_HEAD) {
+        v->data = (u_char *) "GET";
+        v->len = 3;
+
+    } else {
+        v->data = r->method_name.data;
+        v->len = r->method_name.len;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 static ngx_http_variable_t  ngx_http_fhir_vars[] = {
+
+    { ngx_string("fhir_upstream_method"), NULL, ngx_http_fhir_method_variable,
+      0, 0, 0 },
 
     { ngx_string("fhir_partner"), NULL, ngx_http_fhir_variable,
       NGX_HTTP_FHIR_VAR_PARTNER, NGX_HTTP_VAR_NOCACHEABLE, 0 },

@@ -493,7 +493,10 @@ const server = http.createServer((req, res) => {
       res.setHeader('WWW-Authenticate', 'Bearer');
       return sendJson(res, 401, outcome('error', 'login', 'a valid bearer token is required'));
     }
-    const [status, obj] = handleFhir(req.method, rel, url.searchParams, body, req);
+    // HEAD is answered as a GET without its body (Node sends none), and
+    // every answer says which method the partner saw
+    res.setHeader('X-Mock-Method', req.method);
+    const [status, obj] = handleFhir(req.method === 'HEAD' ? 'GET' : req.method, rel, url.searchParams, body, req);
     return sendJson(res, status, obj);
   });
 });

@@ -26,6 +26,27 @@ for my $p (qw(redox datica infor dapasoft)) {
     is($j->{name}[0]{family}, 'Adams', "$p: family name kept");
 }
 
+# HEAD: the headers a GET would get, without a body; the partner is asked
+# with GET (proxy_method in conf/fhir_proxy.conf: a partner need not
+# implement HEAD), and what it sends is not converted (nginx sends the caller
+# no body)
+for my $p (qw(redox datica)) {
+    my %h = (Authorization => 'Bearer ' . ($g->token_for($p) // ''));
+    my $r = HTTP::Tiny->new(timeout => 10)->head("$u/fhir/$p/Patient/smart-1288992", { headers => \%h });
+    is($r->{status}, 200, "$p: HEAD of a read is 200");
+    like($r->{headers}{'content-type'} // '', qr{^application/fhir\+json; fhirVersion=4\.0},
+         "$p: HEAD has the R4 content type");
+    ok(!exists $r->{headers}{'content-length'}, "$p: HEAD has no partner Content-Length");
+    is($r->{content} // '', '', "$p: HEAD has no body");
+    is($r->{headers}{'x-mock-method'}, 'GET', "$p: the partner was asked with GET");
+    $r = HTTP::Tiny->new(timeout => 10)->head("$u/fhir/$p/Observation?patient=smart-1288992&category=vital-signs",
+                                              { headers => \%h });
+    is($r->{status}, 200, "$p: HEAD of a search is 200");
+    $r = HTTP::Tiny->new(timeout => 10)->head("$u/fhir/$p/Patient/no-such-patient", { headers => \%h });
+    is($r->{status}, 404, "$p: HEAD of a missing resource is the partner's 404");
+}
+unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logged');
+
 # the caller's own Authorization (here the gateway's token for the caller)
 # never reaches the partner: the partner's token does (the mock answers 401
 # to anything else)

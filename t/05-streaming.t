@@ -9,6 +9,7 @@ use FhirTest qw(start_gateway http_get json_of free_port);
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Time::HiRes qw(time sleep);
+use HTTP::Tiny;
 
 # small output buffers, so that a slow client really fills them; and a
 # second server whose proxy buffers are few and small (the partner's
@@ -35,6 +36,19 @@ server {
 }
 CONF
 my $u = $g->url;
+
+# HEAD to a location without proxy_method: the partner answers HEAD itself,
+# headers only, and the gateway passes the headers a GET would get (R4
+# content type, no Content-Length) without waiting for a body to convert
+{
+    my $r = HTTP::Tiny->new(timeout => 10)->head("http://127.0.0.1:$small_port/fhir/datica/Patient/smart-1288992");
+    is($r->{headers}{'x-mock-method'}, 'HEAD', 'HEAD: the partner was asked with HEAD');
+    is($r->{status}, 200, 'HEAD answered by the partner: 200');
+    like($r->{headers}{'content-type'} // '', qr{^application/fhir\+json; fhirVersion=4\.0},
+         'HEAD answered by the partner: R4 content type');
+    ok(!exists $r->{headers}{'content-length'}, 'HEAD answered by the partner: no Content-Length');
+    unlike($g->error_log, qr/cannot be converted/, 'HEAD answered by the partner: nothing to convert');
+}
 
 # a fast client: about 1000 entries, complete and valid
 {

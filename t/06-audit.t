@@ -8,6 +8,7 @@ use Test::More;
 use lib 't/lib';
 use FhirTest qw(start_gateway http_get http_post json_of top_dir);
 use JSON::PP;
+use HTTP::Tiny;
 use POSIX ();
 
 my $top = top_dir();
@@ -78,6 +79,21 @@ for my $c (@cases) {
     is($first->{event}, 'audit.start', "the worker's first record: audit.start");
     ok($first->{pid} && $first->{chain} && $first->{seq} == 1 && $first->{hmac},
        "the worker's first record: pid, chain and seal");
+}
+
+# a HEAD read: one record, the read it stands for, with its method and no
+# bytes of body
+{
+    my $r = HTTP::Tiny->new(timeout => 10)->head("$u/fhir/datica/Patient/$pid",
+        { headers => { Authorization => 'Bearer ' . $g->token_for('datica') } });
+    is($r->{status}, 200, 'HEAD read: 200');
+    my @rec = for_request($r->{headers}{'x-request-id'} // 'none');
+    is(scalar @rec, 1, 'HEAD read: exactly one record');
+    my $a = $rec[0] || {};
+    is($a->{event}, 'patient.read', 'HEAD read: patient.read');
+    is($a->{method}, 'HEAD', 'HEAD read: method HEAD');
+    is($a->{outcome}, 'success', 'HEAD read: success');
+    is($a->{bytes}, 0, 'HEAD read: no bytes of body');
 }
 
 # a POSTed Patient search: the form body is what was searched
