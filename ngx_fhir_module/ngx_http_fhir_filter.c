@@ -441,6 +441,18 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             return NGX_ERROR;
         }
 
+        if (status == NGX_HTTP_NOT_ALLOWED) {
+            /* what the gateway serves (RFC 9110 asks a 405 to say it) */
+            ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
+
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+            h->hash = 1;
+            ngx_str_set(&h->key, "Allow");
+            ngx_str_set(&h->value, "GET, HEAD, POST");
+        }
+
         if (ctx->retry_after && status == NGX_HTTP_SERVICE_UNAVAILABLE) {
             ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
 

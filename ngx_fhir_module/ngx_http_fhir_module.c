@@ -896,8 +896,10 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
         }
         ctx->session_ready = 1;
 
-        if (ngx_http_fhir_upstream_url(r, ctx) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        /* NGX_OK, or the status of a request the partner cannot be asked */
+        rc = ngx_http_fhir_upstream_url(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -918,8 +920,8 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
-                   "the gateway serves read interactions only: GET, and POST "
-                   "for searches and batches");
+                   "the gateway serves read interactions only: GET (and "
+                   "HEAD), and POST for searches and batches");
     }
 
     /* /<prefix>/<partner>/<path> */
@@ -1014,6 +1016,7 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
+    int          rc;
     u_char      *p, *end, *path;
     size_t       len;
     uintptr_t    escape;
@@ -1046,12 +1049,24 @@ ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
     if (fhir_buf_append(&out, ctx->partner->url.data, ctx->partner->url.len)
         != 0
-        || fhir_buf_append(&out, "/", 1) != 0
-        || fhir_request_translate(ctx->version, (char *) path, len,
-                                  (char *) r->args.data, r->args.len, &out)
-           != 0)
+        || fhir_buf_append(&out, "/", 1) != 0)
     {
         fhir_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = fhir_request_translate(ctx->version, (char *) path, len,
+                                (char *) r->args.data, r->args.len, &out);
+    if (rc != 0) {
+        fhir_buf_free(&out);
+
+        if (rc == FHIR_REQUEST_NOT_JSON) {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_FHIR_NOT_ACCEPTABLE,
+                       "the gateway answers in FHIR JSON only: _format "
+                       "asks for another format");
+        }
+
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -47,6 +47,29 @@ for my $p (qw(redox datica)) {
 }
 unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logged');
 
+# _format: JSON (any spelling) is served, anything else refused with 406 (a
+# partner would answer in a format the gateway cannot convert, and the 502
+# would blame it); other methods get 405 with an Allow header
+{
+    my $r = http_get("$u/fhir/datica/Patient/smart-1288992?_format=application/fhir%2Bjson");
+    is($r->{status}, 200, '_format JSON: served');
+    is(json_of($r)->{id}, 'smart-1288992', '_format JSON: the Patient');
+    for my $f (qw(xml application/fhir%2Bxml ttl html)) {
+        $r = http_get("$u/fhir/datica/Patient/smart-1288992?_format=$f");
+        is($r->{status}, 406, "_format=$f: 406");
+        my $j = json_of($r);
+        is($j->{resourceType}, 'OperationOutcome', "_format=$f: an OperationOutcome");
+        is($j->{issue}[0]{code}, 'not-supported', "_format=$f: not-supported");
+    }
+    for my $m (qw(PUT DELETE OPTIONS PATCH)) {
+        $r = HTTP::Tiny->new(timeout => 10)->request($m, "$u/fhir/datica/Patient/smart-1288992",
+            { headers => { Authorization => 'Bearer ' . $g->token_for('datica') } });
+        is($r->{status}, 405, "$m: 405");
+        is($r->{headers}{allow}, 'GET, HEAD, POST', "$m: Allow names what the gateway serves");
+        is(json_of($r)->{issue}[0]{code}, 'not-supported', "$m: an OperationOutcome");
+    }
+}
+
 # the caller's own Authorization (here the gateway's token for the caller)
 # never reaches the partner: the partner's token does (the mock answers 401
 # to anything else)

@@ -37,6 +37,7 @@ fhir_oo_code_for_status(unsigned status)
     case 403: return "forbidden";
     case 404: return "not-found";
     case 405: return "not-supported";
+    case 406: return "not-supported";
     case 408: return "timeout";
     case 413: return "too-costly";
     case 429: return "throttled";

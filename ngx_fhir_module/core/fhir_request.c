@@ -4,7 +4,9 @@
  * Resource types R4 renamed go back to the partner's names (DSTU2:
  * MedicationRequest -> MedicationOrder).  Sorting: R4 and STU3 write
  * _sort=-date, DSTU2 _sort:desc=date (and _sort:asc=date); each is written
- * the partner's way.  Every other parameter passes byte for byte.
+ * the partner's way.  _format: a JSON format is dropped (the gateway asks
+ * the partner for its JSON mime type in Accept, which also names the
+ * version), any other refused.  Every other parameter passes byte for byte.
  */
 
 #include <stdio.h>
@@ -27,6 +29,9 @@ fhir_partner_type_name(fhir_version_t to, const char *type, size_t len)
 
     return NULL;
 }
+
+
+static int fhir_hex_digit(unsigned char c);
 
 
 static int
@@ -71,11 +76,68 @@ fhir_translate_param(fhir_version_t to, const char *p, size_t len,
 }
 
 
+/*
+ * Whether a _format value, as in the query string (%XX escapes decoded; a
+ * '+' is taken as itself, as clients write "application/fhir+json"), names
+ * JSON: json, text/json, application/json, application/fhir+json or
+ * application/json+fhir, in any case, with any parameters after a ';'; or
+ * nothing at all.
+ */
+static int
+fhir_format_is_json(const char *v, size_t len)
+{
+    static const char *const  json[] = {
+        "json", "text/json", "application/json", "application/fhir+json",
+        "application/json+fhir", NULL
+    };
+    char           buf[32];
+    size_t         n, i;
+    int            hi, lo;
+    unsigned char  c;
+
+    for (i = 0, n = 0; i < len; i++) {
+        c = (unsigned char) v[i];
+
+        if (c == '%' && len - i > 2
+            && (hi = fhir_hex_digit((unsigned char) v[i + 1])) >= 0
+            && (lo = fhir_hex_digit((unsigned char) v[i + 2])) >= 0)
+        {
+            c = (unsigned char) (hi * 16 + lo);
+            i += 2;
+        }
+
+        if (c == ';') {
+            break;
+        }
+
+        if (n == sizeof(buf) - 1) {
+            return 0;
+        }
+
+        buf[n++] = (char) ((c >= 'A' && c <= 'Z') ? c | 0x20 : c);
+    }
+
+    buf[n] = '\0';
+
+    if (n == 0) {
+        return 1;              /* no format named: the default, JSON */
+    }
+
+    for (i = 0; json[i]; i++) {
+        if (strcmp(buf, json[i]) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
     const char *args, size_t args_len, fhir_buf_t *out)
 {
-    const char  *seg, *name, *amp, *end;
+    const char  *seg, *name, *amp, *end, *sep;
     size_t       n;
 
     seg = memchr(path, '/', path_len);
@@ -94,30 +156,30 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
         return -1;
     }
 
-    if (args_len == 0) {
-        return 0;
-    }
-
-    if (fhir_buf_append(out, "?", 1) != 0) {
-        return -1;
-    }
-
     end = args + args_len;
+    sep = "?";
 
     while (args < end) {
         amp = memchr(args, '&', (size_t) (end - args));
         n = amp ? (size_t) (amp - args) : (size_t) (end - args);
 
-        if (fhir_translate_param(to, args, n, out) != 0) {
-            return -1;
+        if (n >= 8 && memcmp(args, "_format=", 8) == 0) {
+            if (!fhir_format_is_json(args + 8, n - 8)) {
+                return FHIR_REQUEST_NOT_JSON;
+            }
+
+        } else if (n) {
+            if (fhir_buf_puts(out, sep) != 0
+                || fhir_translate_param(to, args, n, out) != 0)
+            {
+                return -1;
+            }
+            sep = "&";
         }
 
         args += n;
 
         if (amp) {
-            if (fhir_buf_append(out, "&", 1) != 0) {
-                return -1;
-            }
             args++;
         }
     }
@@ -131,7 +193,7 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
     unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len,
     fhir_batch_entry_pt on_entry, void *data)
 {
-    int          rc = -1;
+    int          rc = -1, xrc;
     char        *p;
     size_t       at, n;
     fhir_buf_t   url = { NULL, 0, 0 };
@@ -189,13 +251,15 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
         n = q ? (size_t) (q - u->raw) : u->raw_len;
 
         url.len = 0;
-        if (fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
-                                   u->raw[0] == '/' ? n - 1 : n,
-                                   q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
-                                   &url)
-            != 0)
-        {
-            snprintf(err, err_len, "out of memory");
+        xrc = fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
+                                    u->raw[0] == '/' ? n - 1 : n,
+                                    q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
+                                    &url);
+        if (xrc != 0) {
+            snprintf(err, err_len, xrc == FHIR_REQUEST_NOT_JSON
+                     ? "a batch entry asks for a _format other than JSON "
+                       "(the gateway answers in FHIR JSON only)"
+                     : "out of memory");
             goto done;
         }
 

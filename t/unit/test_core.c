@@ -750,6 +750,35 @@ test_request(void)
           "MedicationRequest?patient=1");
     XLATE(FHIR_DSTU2, "Patient/_search", "", "Patient/_search");
 
+    /* _format: JSON in any spelling is dropped (Accept names the partner's
+     * JSON type), so are empty parameters; anything else is refused */
+    XLATE(FHIR_DSTU2, "Patient/1", "_format=json", "Patient/1");
+    XLATE(FHIR_STU3, "Patient", "_format=application/fhir+json&name=x",
+          "Patient?name=x");
+    XLATE(FHIR_DSTU2, "Patient", "name=x&_format=application%2Fjson%2Bfhir",
+          "Patient?name=x");
+    XLATE(FHIR_STU3, "Patient", "a=1&&_format=JSON&_format=text/json&b=2&",
+          "Patient?a=1&b=2");
+    XLATE(FHIR_STU3, "Patient", "_format=&a=1", "Patient?a=1");
+    XLATE(FHIR_STU3, "Patient", "_format=application/fhir%2Bjson;"
+          "fhirVersion=4.0&_sort=-date", "Patient?_sort=-date");
+    {
+        static const char *const  refused[] = {
+            "_format=xml", "a=1&_format=application/fhir+xml",
+            "_format=ttl", "_format=html", "_format=jsonx",
+            "_format=application/json+fhir+xml", NULL
+        };
+        int  i, rc;
+
+        for (i = 0; refused[i]; i++) {
+            out.len = 0;
+            rc = fhir_request_translate(FHIR_STU3, "Patient", 7, refused[i],
+                                        strlen(refused[i]), &out);
+            CHECK(rc == FHIR_REQUEST_NOT_JSON, "translate Patient?%s is "
+                  "refused as not JSON (%d)", refused[i], rc);
+        }
+    }
+
     {
         const char  *b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
                          "\"entry\":[{\"request\":{\"method\":\"GET\",\"url\":"
@@ -773,6 +802,18 @@ test_request(void)
         b = "{\"resourceType\":\"Bundle\",\"type\":\"transaction\"}";
         CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
                                    sizeof(err), NULL, NULL) != 0, "a transaction: %s", err);
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+            "\"request\":{\"method\":\"GET\",\"url\":\"Patient/1?_format=xml\"}}]}";
+        CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
+                                   sizeof(err), NULL, NULL) != 0
+              && HAS(err, "_format"), "an entry asking for XML: %s", err);
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+            "\"request\":{\"method\":\"GET\",\"url\":\"Patient/1?_format=json\"}}]}";
+        out.len = 0;
+        CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
+                                   sizeof(err), NULL, NULL) == 0
+              && (fhir_buf_append(&out, "", 1), HAS(out.data, "\"url\":\"Patient/1\"")),
+              "an entry asking for JSON: the _format goes: %s", out.data);
     }
 
     fhir_buf_free(&out);
