@@ -6,11 +6,24 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use FhirTest qw(start_gateway http_get json_of);
+use FhirTest qw(start_gateway http_get json_of free_port top_dir);
 use IO::Socket::INET;
 use JSON::PP;
 
-my $g = start_gateway(name => 'faults', read_timeout => '1s', workers => 1);
+# a second server speaks HTTP/2 (cleartext, prior knowledge) to its callers
+my $h2_port = free_port();
+my $top = top_dir();
+my $g = start_gateway(name => 'faults', read_timeout => '1s', workers => 1, extra_http => <<"CONF");
+server {
+    listen 127.0.0.1:$h2_port http2;
+    location /fhir/ {
+        fhir_gateway on;
+        fhir_auth off;
+        include $top/conf/fhir_proxy.conf;
+        proxy_read_timeout 1s;
+    }
+}
+CONF
 my $u = $g->url;
 my $pid = 'smart-1288992';
 
@@ -77,6 +90,31 @@ for my $m (@matrix) {
     }
     is($rec[-1]{outcome}, 'aborted', 'caller disconnect mid-stream: audited as aborted');
     is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, 'caller disconnect: the worker goes on serving');
+}
+
+# HTTP/2 callers: a Bundle arrives whole; a partner that breaks off before
+# the first byte gets them a 502 OperationOutcome, and one that breaks off
+# mid-Bundle an aborted stream (RST_STREAM), which no client takes for a
+# whole response (curl: exit 92, "stream not closed cleanly")
+{
+    my $h2 = "http://127.0.0.1:$h2_port/fhir";
+    my $curl = sub {
+        my ($url) = @_;
+        my $body = `curl -s --http2-prior-knowledge -w '\n%{http_version} %{http_code}' '$url'`;
+        my $exit = $? >> 8;
+        $body =~ s/\n(\S+) (\d+)\z// or return ($exit, '', 0, '');
+        return ($exit, $1, $2, $body);
+    };
+    my ($exit, $ver, $status, $body) = $curl->("$h2/datica/Observation?patient=$pid&_count=100");
+    is("$exit $ver $status", '0 2 200', 'HTTP/2: a search is served');
+    my $b = eval { JSON::PP->new->decode($body) };
+    is(scalar @{ $b->{entry} || [] }, 100, 'HTTP/2: the whole Bundle, valid JSON');
+    ($exit, $ver, $status, $body) = $curl->("$h2/redox/Patient/_fault-broken");
+    is("$exit $ver $status", '0 2 502', 'HTTP/2: broken JSON before the first byte: 502');
+    is(eval { JSON::PP->new->decode($body)->{resourceType} }, 'OperationOutcome', 'HTTP/2: ... an OperationOutcome');
+    ($exit) = $curl->("$h2/redox/Patient/_fault-truncated");
+    is($exit, 92, 'HTTP/2: a partner breaking off mid-Bundle: the stream is reset, not ended');
+    is(http_get("$u/fhir/datica/Patient/$pid")->{status}, 200, 'HTTP/2: the worker goes on serving');
 }
 
 # 1000 repetitions of good and bad requests: memory and descriptors stay flat
