@@ -817,7 +817,7 @@ ngx_http_fhir_audit_handler(ngx_http_request_t *r)
     ngx_http_fhir_batch_request_t *breq;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
-    if (ctx == NULL || r != r->main) {
+    if (ctx == NULL || r != r->main || ctx->not_audited) {
         return NGX_OK;
     }
 

@@ -46,6 +46,8 @@ static ngx_int_t ngx_http_fhir_init_process(ngx_cycle_t *cycle);
 static void ngx_http_fhir_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_fhir_error_outcome(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 static ngx_conf_enum_t  ngx_http_fhir_audit_formats[] = {
@@ -158,6 +160,13 @@ static ngx_command_t  ngx_http_fhir_commands[] = {
     { ngx_string("fhir_token_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_fhir_token_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fhir_error_outcome"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_fhir_error_outcome,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -449,6 +458,73 @@ ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     r->error_page = 1;
 
     return status;
+}
+
+
+/*
+ * fhir_error_outcome: the content of a location that an error_page sends
+ * nginx's own errors to (conf/fhir_errors.conf), chiefly the requests it
+ * refuses before any location is chosen (a malformed request line or URI,
+ * headers too large): the same status, as an OperationOutcome.  Not a
+ * read event, so not audited.
+ */
+static ngx_int_t
+ngx_http_fhir_error_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t            status;
+    const char           *text;
+    ngx_http_fhir_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+        ctx->not_audited = 1;
+    }
+
+    status = r->err_status ? r->err_status : NGX_HTTP_BAD_REQUEST;
+
+    switch (status) {
+    case NGX_HTTP_REQUEST_URI_TOO_LARGE:
+        text = "the request URI is too long";
+        break;
+    case NGX_HTTP_BAD_REQUEST:
+        /* also headers too large: error_page turns nginx's 494 into 400 */
+        text = "the request could not be read: a malformed request line, "
+               "URI or header, or headers too large";
+        break;
+    default:
+        if (status < NGX_HTTP_BAD_REQUEST) {
+            status = NGX_HTTP_BAD_REQUEST;
+        }
+        text = NULL;
+        break;
+    }
+
+    if (text == NULL) {
+        /* the header filter words it by its status */
+        r->error_page = 1;
+        return status;
+    }
+
+    return ngx_http_fhir_set_error(r, ctx, status, text);
+}
+
+
+static char *
+ngx_http_fhir_error_outcome(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_fhir_error_handler;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -198,6 +198,7 @@ typedef struct {
     unsigned                   input_done:1;
     unsigned                   last_sent:1;
     unsigned                   oo_sent:1;
+    unsigned                   not_audited:1;  /* no read event */
 } ngx_http_fhir_ctx_t;
 
 

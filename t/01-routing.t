@@ -6,6 +6,8 @@ use Test::More;
 use lib 't/lib';
 use FhirTest qw(start_gateway http_get json_of);
 use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
 
 my $g = start_gateway(name => 'routing', read_timeout => '1s');
 my $u = $g->url;
@@ -68,6 +70,39 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
         is($r->{headers}{allow}, 'GET, HEAD, POST', "$m: Allow names what the gateway serves");
         is(json_of($r)->{issue}[0]{code}, 'not-supported', "$m: an OperationOutcome");
     }
+}
+
+# what nginx refuses before any location is chosen (conf/fhir_errors.conf in
+# the server): the same status as an OperationOutcome, not audited
+{
+    my $audit = $g->prefix . '/logs/audit.log';
+    my $before = -s $audit;
+    ok($before, 'the routing gateway audits (its log has records)');
+    my $raw = sub {
+        my ($req) = @_;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $g->{port}) or die $!;
+        print $s $req;
+        local $/;
+        my $resp = <$s>;
+        my ($head, $body) = split /\r\n\r\n/, $resp // '', 2;
+        return ($head // '', $body // '');
+    };
+    my ($head, $body) = $raw->("GET /fhir/datica/Patient/%ZZ HTTP/1.1\r\nHost: x\r\n\r\n");
+    like($head, qr{^HTTP/1\.1 400}, 'malformed URI: 400');
+    like($head, qr{Content-Type: application/fhir\+json}i, 'malformed URI: FHIR JSON');
+    my $j = eval { JSON::PP->new->decode($body) } || {};
+    is($j->{resourceType}, 'OperationOutcome', 'malformed URI: an OperationOutcome');
+    is($j->{issue}[0]{code}, 'invalid', 'malformed URI: invalid');
+    ($head, $body) = $raw->("GET /fhir/datica/Patient/" . ('a' x 20000) . " HTTP/1.1\r\nHost: x\r\n\r\n");
+    like($head, qr{^HTTP/1\.1 414}, 'URI too long: 414');
+    is(eval { JSON::PP->new->decode($body)->{issue}[0]{code} }, 'too-long', 'URI too long: an OperationOutcome, too-long');
+    ($head, $body) = $raw->("GET /fhir/datica/metadata HTTP/1.1\r\nHost: x\r\nX-Big: " . ('b' x 9000) . "\r\n\r\n");
+    like($head, qr{^HTTP/1\.1 400}, 'header too large: 400');
+    is(eval { JSON::PP->new->decode($body)->{resourceType} }, 'OperationOutcome', 'header too large: an OperationOutcome');
+    my $r = HTTP::Tiny->new->get("$u/_fhir_error");
+    is($r->{status}, 404, 'the error location is internal');
+    select(undef, undef, undef, 0.3);
+    is(-s $audit, $before, 'nginx refusals are not audited (no read event)');
 }
 
 # the caller's own Authorization (here the gateway's token for the caller)
