@@ -401,6 +401,25 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
+    if (ctx == NULL && r == r->main && r->err_status) {
+        ngx_http_fhir_loc_conf_t  *flcf;
+
+        /* an error nginx decided in a gateway location before the gateway
+         * saw the request (a body over client_max_body_size is refused
+         * when the location is chosen): an OperationOutcome as well; no
+         * read event, so not audited */
+        flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+        if (flcf->enable) {
+            ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+            if (ctx == NULL) {
+                return NGX_ERROR;
+            }
+            ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+            ctx->not_audited = 1;
+        }
+    }
+
     if (ctx == NULL || r != r->main) {
         return ngx_http_next_header_filter(r);
     }

@@ -993,6 +993,7 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
     u_char     *p, *end, *name;
+    ngx_str_t  *ct;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
         return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
@@ -1075,6 +1076,34 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
             return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
                        "the gateway serves read interactions only: POST is "
                        "for <Type>/_search and for batches to the base");
+        }
+
+        /* what the body is said to be: a search is a form, a batch JSON */
+        ct = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                        : NULL;
+
+        if (ct && ctx->search_form
+            && !(ct->len >= 33
+                 && ngx_strncasecmp(ct->data,
+                        (u_char *) "application/x-www-form-urlencoded", 33)
+                    == 0
+                 && (ct->len == 33 || ct->data[33] == ';'
+                     || ct->data[33] == ' ')))
+        {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
+                       "a POST search takes an "
+                       "application/x-www-form-urlencoded body");
+        }
+
+        if (ct && ctx->batch
+            && ngx_strlcasestrn(ct->data, ct->data + ct->len,
+                                (u_char *) "json", 4 - 1)
+               == NULL)
+        {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
+                       "the gateway takes a batch Bundle as FHIR JSON");
         }
     }
 

@@ -253,8 +253,9 @@ ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
 
 #define NGX_HTTP_FHIR_CONTENT_TYPE  "application/fhir+json; fhirVersion=4.0"
 
-/* nginx names no constant for it */
-#define NGX_HTTP_FHIR_NOT_ACCEPTABLE  406
+/* nginx names no constants for them */
+#define NGX_HTTP_FHIR_NOT_ACCEPTABLE          406
+#define NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE  415
 
 
 #endif /* _NGX_HTTP_FHIR_MODULE_H_INCLUDED_ */

@@ -72,6 +72,28 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
     }
 }
 
+# request bodies: a POST search is a form, a batch FHIR JSON (415 otherwise);
+# a body over client_max_body_size (1m in fhir_proxy.conf), which nginx
+# refuses before the gateway sees the request, is a 413 OperationOutcome
+{
+    my $post = sub {
+        my ($path, $ct, $body) = @_;
+        return HTTP::Tiny->new(timeout => 10)->post("$u/fhir/datica/$path", { content => $body,
+            headers => { Authorization => 'Bearer ' . $g->token_for('datica'), 'Content-Type' => $ct } });
+    };
+    my $r = $post->('Patient/_search', 'application/json', '{"family":"adam"}');
+    is($r->{status}, 415, 'POST search with a JSON body: 415');
+    is(eval { json_of($r)->{issue}[0]{code} }, 'not-supported', '... an OperationOutcome');
+    $r = $post->('Patient/_search', 'application/x-www-form-urlencoded; charset=UTF-8', 'family=adam');
+    is($r->{status}, 200, 'POST search with a form (charset given): 200');
+    $r = $post->('', 'application/fhir+xml', '<Bundle xmlns="http://hl7.org/fhir"/>');
+    is($r->{status}, 415, 'batch in XML: 415');
+    is(eval { json_of($r)->{resourceType} }, 'OperationOutcome', '... an OperationOutcome');
+    $r = $post->('Patient/_search', 'application/x-www-form-urlencoded', 'family=' . ('a' x 1_100_000));
+    is($r->{status}, 413, 'a body over client_max_body_size: 413');
+    is(eval { json_of($r)->{issue}[0]{code} }, 'too-costly', '... an OperationOutcome, not an HTML page');
+}
+
 # what nginx refuses before any location is chosen (conf/fhir_errors.conf in
 # the server): the same status as an OperationOutcome, not audited
 {

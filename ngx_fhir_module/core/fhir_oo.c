@@ -41,6 +41,7 @@ fhir_oo_code_for_status(unsigned status)
     case 408: return "timeout";
     case 413: return "too-costly";
     case 414: return "too-long";
+    case 415: return "not-supported";
     case 429: return "throttled";
     case 501: return "not-supported";
     case 503: return "transient";
