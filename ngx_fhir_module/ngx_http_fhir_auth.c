@@ -667,6 +667,16 @@ ngx_http_fhir_token_send(ngx_http_request_t *r, ngx_uint_t status,
         ngx_str_set(&h->value, "Basic realm=\"ngx_fhir\"");
     }
 
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+    }
+
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
@@ -973,7 +983,13 @@ ngx_http_fhir_token_handler(ngx_http_request_t *r)
     fmcf = ngx_http_get_module_main_conf(r, ngx_http_fhir_module);
 
     if (r->method != NGX_HTTP_POST) {
-        return NGX_HTTP_NOT_ALLOWED;
+        /* an OAuth error like the others, not nginx's HTML page */
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+        return ngx_http_fhir_token_error(r, NGX_HTTP_NOT_ALLOWED,
+                   "invalid_request", "the token endpoint takes POST");
     }
 
     if (fmcf->auth.signing_key == NULL) {

@@ -87,7 +87,11 @@ my $tid = $TENANT{datica};
                                         headers => { 'Content-Type' => 'application/json' } });
     is($r->{status}, 400, 'token: malformed body (JSON): 400');
     is(eval { json_of($r)->{error} }, 'invalid_request', 'token: malformed body: invalid_request');
-    is($http->get("$u/fhir/token")->{status}, 405, 'token: GET is 405');
+    my $get = $http->get("$u/fhir/token");
+    is($get->{status}, 405, 'token: GET is 405');
+    is($get->{headers}{allow}, 'POST', 'token: GET: Allow: POST');
+    is(eval { JSON::PP->new->decode($get->{content})->{error} }, 'invalid_request',
+       'token: GET: an OAuth error in JSON, not an HTML page');
 }
 
 # rotation without downtime: a new secret works at once, the old one until revoked
