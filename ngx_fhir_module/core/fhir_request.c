@@ -163,8 +163,10 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
         amp = memchr(args, '&', (size_t) (end - args));
         n = amp ? (size_t) (amp - args) : (size_t) (end - args);
 
-        if (n >= 8 && memcmp(args, "_format=", 8) == 0) {
-            if (!fhir_format_is_json(args + 8, n - 8)) {
+        if (n >= 7 && memcmp(args, "_format", 7) == 0
+            && (n == 7 || args[7] == '='))
+        {
+            if (n > 8 && !fhir_format_is_json(args + 8, n - 8)) {
                 return FHIR_REQUEST_NOT_JSON;
             }
 

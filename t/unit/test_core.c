@@ -760,6 +760,7 @@ test_request(void)
     XLATE(FHIR_STU3, "Patient", "a=1&&_format=JSON&_format=text/json&b=2&",
           "Patient?a=1&b=2");
     XLATE(FHIR_STU3, "Patient", "_format=&a=1", "Patient?a=1");
+    XLATE(FHIR_STU3, "Patient", "_format&a=1&_formatx=2", "Patient?a=1&_formatx=2");
     XLATE(FHIR_STU3, "Patient", "_format=application/fhir%2Bjson;"
           "fhirVersion=4.0&_sort=-date", "Patient?_sort=-date");
     {
