@@ -316,6 +316,50 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/*
+ * A partner's Content-Location (HAPI sends one with each read, the
+ * resource's versioned URL on the partner) names the gateway's route
+ * instead, as Location does; nginx's proxy_redirect leaves it alone.
+ */
+static ngx_int_t
+ngx_http_fhir_rewrite_content_location(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != sizeof("Content-Location") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Location",
+                               sizeof("Content-Location") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        if (ngx_http_fhir_rewrite_location(r, ctx, &h[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* what the conversion, and the rewriting of a Location, need to know */
 static ngx_int_t
 ngx_http_fhir_conv_init(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
@@ -540,7 +584,8 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
 
     if (ngx_http_fhir_conv_init(r, ctx) != NGX_OK
         || ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
-           != NGX_OK)
+           != NGX_OK
+        || ngx_http_fhir_rewrite_content_location(r, ctx) != NGX_OK)
     {
         return NGX_ERROR;
     }

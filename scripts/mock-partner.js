@@ -497,6 +497,10 @@ const server = http.createServer((req, res) => {
     // every answer says which method the partner saw
     res.setHeader('X-Mock-Method', req.method);
     const [status, obj] = handleFhir(req.method === 'HEAD' ? 'GET' : req.method, rel, url.searchParams, body, req);
+    // a read names its versioned URL on this server, as HAPI does
+    if (status === 200 && /^\/[A-Z][A-Za-z]+\/[^/_][^/]*$/.test(rel)) {
+      res.setHeader('Content-Location', `${base()}${rel}/_history/${(obj.meta && obj.meta.versionId) || 1}`);
+    }
     return sendJson(res, status, obj);
   });
 });

@@ -26,6 +26,20 @@ for my $p (qw(redox datica infor dapasoft)) {
     # R4: HumanName.family is one string (DSTU2 partners send an array)
     is(ref($j->{name}[0]{family}), '', "$p: family is a string");
     is($j->{name}[0]{family}, 'Adams', "$p: family name kept");
+    # the partner's Content-Location (its own URL of the version read) names
+    # the gateway's route instead
+    is($r->{headers}{'content-location'}, "$u/fhir/$p/Patient/smart-1288992/_history/1",
+       "$p: Content-Location on the gateway's route");
+}
+
+# a DSTU2 MedicationOrder read as MedicationRequest: its Content-Location too
+{
+    my $b = json_of(http_get("$u/fhir/datica/MedicationRequest?patient=smart-1288992&_count=1"));
+    my $id = $b->{entry}[0]{resource}{id} // 'none';
+    my $r = http_get("$u/fhir/datica/MedicationRequest/$id");
+    is($r->{status}, 200, 'DSTU2 MedicationOrder read as MedicationRequest');
+    is($r->{headers}{'content-location'}, "$u/fhir/datica/MedicationRequest/$id/_history/1",
+       '... its Content-Location names MedicationRequest on the gateway');
 }
 
 # HEAD: the headers a GET would get, without a body; the partner is asked
