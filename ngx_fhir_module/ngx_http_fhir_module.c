@@ -739,6 +739,12 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ctx->body.len = len;
 
     if (ctx->search_form) {
+        if (!fhir_form_format_ok((char *) p, len)) {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_FHIR_NOT_ACCEPTABLE,
+                       "the gateway answers in FHIR JSON only: _format "
+                       "asks for another format");
+        }
         return NGX_DECLINED;
     }
 

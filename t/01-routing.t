@@ -77,6 +77,11 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
         is($j->{resourceType}, 'OperationOutcome', "_format=$f: an OperationOutcome");
         is($j->{issue}[0]{code}, 'not-supported', "_format=$f: not-supported");
     }
+    $r = HTTP::Tiny->new(timeout => 10)->post("$u/fhir/datica/Patient/_search", {
+        content => 'family=adam&_format=xml',
+        headers => { Authorization => 'Bearer ' . $g->token_for('datica'),
+                     'Content-Type' => 'application/x-www-form-urlencoded' } });
+    is($r->{status}, 406, 'a POST search form asking for XML: 406');
     for my $m (qw(PUT DELETE OPTIONS PATCH)) {
         $r = HTTP::Tiny->new(timeout => 10)->request($m, "$u/fhir/datica/Patient/smart-1288992",
             { headers => { Authorization => 'Bearer ' . $g->token_for('datica') } });

@@ -4,9 +4,10 @@
  * Resource types R4 renamed go back to the partner's names (DSTU2:
  * MedicationRequest -> MedicationOrder).  Sorting: R4 and STU3 write
  * _sort=-date, DSTU2 _sort:desc=date (and _sort:asc=date); each is written
- * the partner's way.  _format: a JSON format is dropped (the gateway asks
- * the partner for its JSON mime type in Accept, which also names the
- * version), any other refused.  Every other parameter passes byte for byte.
+ * the partner's way.  _format: a JSON type of the other version becomes
+ * the partner's (DSTU2: application/json+fhir), other JSON formats pass,
+ * anything else is refused.  Every other parameter passes byte for byte
+ * (a partner's paging link may be signed).
  */
 
 #include <stdio.h>
@@ -31,7 +32,15 @@ fhir_partner_type_name(fhir_version_t to, const char *type, size_t len)
 }
 
 
+/* what a _format value names (fhir_format_kind) */
+#define FHIR_FORMAT_OTHER       0
+#define FHIR_FORMAT_JSON        1
+#define FHIR_FORMAT_FHIR_JSON   2      /* application/fhir+json, STU3, R4 */
+#define FHIR_FORMAT_JSON_FHIR   3      /* application/json+fhir, DSTU2 */
+
+
 static int fhir_hex_digit(unsigned char c);
+static int fhir_format_kind(const char *v, size_t len, int *params);
 
 
 static int
@@ -48,8 +57,33 @@ static int
 fhir_translate_param(fhir_version_t to, const char *p, size_t len,
     fhir_buf_t *out)
 {
+    int          kind, params;
     const char  *v;
     size_t       vlen;
+
+    /* _format: JSON, in the partner's version's type where it names a
+     * version's type (the other one's, or with parameters such as R4's
+     * ";fhirVersion=4.0"); anything else cannot be converted */
+    if (len >= 7 && memcmp(p, "_format", 7) == 0 && (len == 7 || p[7] == '='))
+    {
+        params = 0;
+        kind = len > 8 ? fhir_format_kind(p + 8, len - 8, &params)
+                       : FHIR_FORMAT_JSON;
+
+        if (kind == FHIR_FORMAT_OTHER) {
+            return FHIR_REQUEST_NOT_JSON;
+        }
+
+        if (kind != FHIR_FORMAT_JSON
+            && (params || (kind == FHIR_FORMAT_FHIR_JSON) != (to != FHIR_DSTU2)))
+        {
+            return fhir_buf_puts(out, to == FHIR_DSTU2
+                                      ? "_format=application%2Fjson%2Bfhir"
+                                      : "_format=application%2Ffhir%2Bjson");
+        }
+
+        return fhir_buf_append(out, p, len);
+    }
 
     if (to == FHIR_DSTU2) {
         /* _sort=-x -> _sort:desc=x; _sort=x stays (ascending) */
@@ -77,23 +111,32 @@ fhir_translate_param(fhir_version_t to, const char *p, size_t len,
 
 
 /*
- * Whether a _format value, as in the query string (%XX escapes decoded; a
- * '+' is taken as itself, as clients write "application/fhir+json"), names
- * JSON: json, text/json, application/json, application/fhir+json or
- * application/json+fhir, in any case, with any parameters after a ';'; or
- * nothing at all.
+ * What a _format value names, as in the query string (%XX escapes
+ * decoded; a '+' taken as itself, as clients write "application/fhir+json";
+ * any case; parameters after a ';' left aside): JSON in general (json,
+ * text/json, application/json, or no value), one version's JSON type, or
+ * something else.
  */
 static int
-fhir_format_is_json(const char *v, size_t len)
+fhir_format_kind(const char *v, size_t len, int *params)
 {
-    static const char *const  json[] = {
-        "json", "text/json", "application/json", "application/fhir+json",
-        "application/json+fhir", NULL
+    static const struct {
+        const char  *name;
+        int          kind;
+    } formats[] = {
+        { "json", FHIR_FORMAT_JSON },
+        { "text/json", FHIR_FORMAT_JSON },
+        { "application/json", FHIR_FORMAT_JSON },
+        { "application/fhir+json", FHIR_FORMAT_FHIR_JSON },
+        { "application/json+fhir", FHIR_FORMAT_JSON_FHIR },
+        { NULL, 0 }
     };
     char           buf[32];
     size_t         n, i;
     int            hi, lo;
     unsigned char  c;
+
+    *params = 0;
 
     for (i = 0, n = 0; i < len; i++) {
         c = (unsigned char) v[i];
@@ -107,11 +150,12 @@ fhir_format_is_json(const char *v, size_t len)
         }
 
         if (c == ';') {
+            *params = 1;
             break;
         }
 
         if (n == sizeof(buf) - 1) {
-            return 0;
+            return FHIR_FORMAT_OTHER;
         }
 
         buf[n++] = (char) ((c >= 'A' && c <= 'Z') ? c | 0x20 : c);
@@ -120,16 +164,16 @@ fhir_format_is_json(const char *v, size_t len)
     buf[n] = '\0';
 
     if (n == 0) {
-        return 1;              /* no format named: the default, JSON */
+        return FHIR_FORMAT_JSON;       /* none named: the default */
     }
 
-    for (i = 0; json[i]; i++) {
-        if (strcmp(buf, json[i]) == 0) {
-            return 1;
+    for (i = 0; formats[i].name; i++) {
+        if (strcmp(buf, formats[i].name) == 0) {
+            return formats[i].kind;
         }
     }
 
-    return 0;
+    return FHIR_FORMAT_OTHER;
 }
 
 
@@ -137,7 +181,8 @@ int
 fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
     const char *args, size_t args_len, fhir_buf_t *out)
 {
-    const char  *seg, *name, *amp, *end, *sep;
+    int          rc;
+    const char  *seg, *name, *amp, *end;
     size_t       n;
 
     seg = memchr(path, '/', path_len);
@@ -156,37 +201,63 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
         return -1;
     }
 
+    if (args_len == 0) {
+        return 0;
+    }
+
+    if (fhir_buf_append(out, "?", 1) != 0) {
+        return -1;
+    }
+
     end = args + args_len;
-    sep = "?";
 
     while (args < end) {
         amp = memchr(args, '&', (size_t) (end - args));
         n = amp ? (size_t) (amp - args) : (size_t) (end - args);
 
-        if (n >= 7 && memcmp(args, "_format", 7) == 0
-            && (n == 7 || args[7] == '='))
-        {
-            if (n > 8 && !fhir_format_is_json(args + 8, n - 8)) {
-                return FHIR_REQUEST_NOT_JSON;
-            }
-
-        } else if (n) {
-            if (fhir_buf_puts(out, sep) != 0
-                || fhir_translate_param(to, args, n, out) != 0)
-            {
-                return -1;
-            }
-            sep = "&";
+        rc = fhir_translate_param(to, args, n, out);
+        if (rc != 0) {
+            return rc;
         }
 
         args += n;
 
         if (amp) {
+            if (fhir_buf_append(out, "&", 1) != 0) {
+                return -1;
+            }
             args++;
         }
     }
 
     return 0;
+}
+
+
+int
+fhir_form_format_ok(const char *form, size_t len)
+{
+    int          params;
+    const char  *p, *end, *amp;
+    size_t       n;
+
+    end = form + len;
+
+    for (p = form; p < end; p = amp + 1) {
+        amp = memchr(p, '&', (size_t) (end - p));
+        if (amp == NULL) {
+            amp = end;
+        }
+        n = (size_t) (amp - p);
+
+        if (n > 8 && memcmp(p, "_format=", 8) == 0
+            && fhir_format_kind(p + 8, n - 8, &params) == FHIR_FORMAT_OTHER)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -750,19 +750,31 @@ test_request(void)
           "MedicationRequest?patient=1");
     XLATE(FHIR_DSTU2, "Patient/_search", "", "Patient/_search");
 
-    /* _format: JSON in any spelling is dropped (Accept names the partner's
-     * JSON type), so are empty parameters; anything else is refused */
-    XLATE(FHIR_DSTU2, "Patient/1", "_format=json", "Patient/1");
-    XLATE(FHIR_STU3, "Patient", "_format=application/fhir+json&name=x",
-          "Patient?name=x");
-    XLATE(FHIR_DSTU2, "Patient", "name=x&_format=application%2Fjson%2Bfhir",
-          "Patient?name=x");
-    XLATE(FHIR_STU3, "Patient", "a=1&&_format=JSON&_format=text/json&b=2&",
-          "Patient?a=1&b=2");
-    XLATE(FHIR_STU3, "Patient", "_format=&a=1", "Patient?a=1");
-    XLATE(FHIR_STU3, "Patient", "_format&a=1&_formatx=2", "Patient?a=1&_formatx=2");
+    /* _format: JSON passes, in the partner's version's type where it
+     * names the other version's; parameters otherwise byte for byte (a
+     * paging link may be signed), empty ones included */
+    XLATE(FHIR_DSTU2, "Patient/1", "_format=json", "Patient/1?_format=json");
+    XLATE(FHIR_DSTU2, "Patient", "_format=application/fhir+json&name=x",
+          "Patient?_format=application%2Fjson%2Bfhir&name=x");
+    XLATE(FHIR_STU3, "Patient", "name=x&_format=application%2Fjson%2Bfhir",
+          "Patient?name=x&_format=application%2Ffhir%2Bjson");
     XLATE(FHIR_STU3, "Patient", "_format=application/fhir%2Bjson;"
-          "fhirVersion=4.0&_sort=-date", "Patient?_sort=-date");
+          "fhirVersion=4.0&_sort=-date",
+          "Patient?_format=application%2Ffhir%2Bjson&_sort=-date");
+    XLATE(FHIR_STU3, "Patient", "_format=application/fhir%2Bjson",
+          "Patient?_format=application/fhir%2Bjson");
+    XLATE(FHIR_DSTU2, "Patient", "_format=application/json%2Bfhir",
+          "Patient?_format=application/json%2Bfhir");
+    XLATE(FHIR_DSTU2, "Patient", "_format=json;x=1", "Patient?_format=json;x=1");
+    CHECK(fhir_form_format_ok("family=x&_format=json", 21)
+          && fhir_form_format_ok("family=x", 8)
+          && !fhir_form_format_ok("family=x&_format=xml&y=1", 24),
+          "a search form's _format: JSON or none passes, XML does not");
+    XLATE(FHIR_STU3, "Patient", "a=1&&_format=JSON&_format=text/json&b=2&",
+          "Patient?a=1&&_format=JSON&_format=text/json&b=2&");
+    XLATE(FHIR_STU3, "Patient", "_format=&a=1", "Patient?_format=&a=1");
+    XLATE(FHIR_STU3, "Patient", "_format&a=1&_formatx=2",
+          "Patient?_format&a=1&_formatx=2");
     {
         static const char *const  refused[] = {
             "_format=xml", "a=1&_format=application/fhir+xml",
@@ -813,8 +825,8 @@ test_request(void)
         out.len = 0;
         CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
                                    sizeof(err), NULL, NULL) == 0
-              && (fhir_buf_append(&out, "", 1), HAS(out.data, "\"url\":\"Patient/1\"")),
-              "an entry asking for JSON: the _format goes: %s", out.data);
+              && (fhir_buf_append(&out, "", 1), HAS(out.data, "\"url\":\"Patient/1?_format=json\"")),
+              "an entry asking for JSON: as it is: %s", out.data);
     }
 
     fhir_buf_free(&out);
