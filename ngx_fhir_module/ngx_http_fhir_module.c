@@ -851,6 +851,48 @@ ngx_http_fhir_log_error_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
 
 
 /*
+ * nginx logs some errors of a request before the gateway's access handler
+ * has run (a body over client_max_body_size is refused as the location is
+ * chosen), with the request line.  From the first phase on, every request's
+ * context goes through this one, which gives gateway locations the context
+ * above and any other location nginx's own (kept when first seen).
+ */
+static ngx_http_log_handler_pt  ngx_http_fhir_nginx_log_handler;
+
+
+static u_char *
+ngx_http_fhir_log_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    ngx_http_fhir_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
+
+    if (flcf->enable || ngx_http_get_module_ctx(r, ngx_http_fhir_module)) {
+        return ngx_http_fhir_log_error_handler(r, sr, buf, len);
+    }
+
+    return ngx_http_fhir_nginx_log_handler(r, sr, buf, len);
+}
+
+
+static ngx_int_t
+ngx_http_fhir_post_read_handler(ngx_http_request_t *r)
+{
+    if (ngx_http_fhir_nginx_log_handler == NULL) {
+        ngx_http_fhir_nginx_log_handler = r->log_handler;
+    }
+
+    /* another module's own context is left alone */
+    if (r->log_handler == ngx_http_fhir_nginx_log_handler) {
+        r->log_handler = ngx_http_fhir_log_handler;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * What was asked, for the audit of a request refused before routing: the
  * path after the prefix, without a first segment that names no resource
  * type (resource types start with a capital letter, partner names need not).
@@ -1896,6 +1938,13 @@ ngx_http_fhir_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_fhir_access_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_fhir_post_read_handler;
 
     if (ngx_http_fhir_audit_init(cf) != NGX_OK) {
         return NGX_ERROR;

@@ -140,6 +140,17 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
     ($head, $body) = $raw->("GET /fhir/datica/metadata HTTP/1.1\r\nHost: x\r\nX-Big: " . ('b' x 9000) . "\r\n\r\n");
     like($head, qr{^HTTP/1\.1 400}, 'header too large: 400');
     is(eval { JSON::PP->new->decode($body)->{resourceType} }, 'OperationOutcome', 'header too large: an OperationOutcome');
+    # an error nginx logs before the gateway's handler runs (the body is
+    # refused as the location is chosen): the error log names the request
+    # by its id, never by its request line (a search's terms are PHI)
+    ($head, $body) = $raw->("GET /fhir/datica/Patient?family=Xylophanes HTTP/1.1\r\nHost: x\r\n"
+                            . "Content-Length: 2000000\r\n\r\n");
+    like($head, qr{^HTTP/1\.1 413}, 'a body over the limit, announced: 413');
+    my ($rid) = $head =~ /X-Request-Id: (\w+)/i;
+    select(undef, undef, undef, 0.2);
+    my ($line) = reverse grep { /too large body/ } split /\n/, $g->error_log;
+    like($line // '', qr/request_id: \Q${\($rid \/\/ 'none')}\E/, 'the refusal is logged with the request id');
+    ok($line && $line !~ /Xylophanes|request: "/, '... without the request line');
     my $r = HTTP::Tiny->new->get("$u/_fhir_error");
     is($r->{status}, 404, 'the error location is internal');
     select(undef, undef, undef, 0.3);
