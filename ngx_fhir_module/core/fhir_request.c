@@ -75,7 +75,8 @@ fhir_translate_param(fhir_version_t to, const char *p, size_t len,
         }
 
         if (kind != FHIR_FORMAT_JSON
-            && (params || (kind == FHIR_FORMAT_FHIR_JSON) != (to != FHIR_DSTU2)))
+            && (params
+                || (kind == FHIR_FORMAT_FHIR_JSON) != (to != FHIR_DSTU2)))
         {
             return fhir_buf_puts(out, to == FHIR_DSTU2
                                       ? "_format=application%2Fjson%2Bfhir"
