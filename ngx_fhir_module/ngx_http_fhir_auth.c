@@ -631,50 +631,24 @@ static ngx_int_t
 ngx_http_fhir_token_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *json, size_t len)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_fhir_add_header(r, "Cache-Control", "no-store") == NULL
+        || ngx_http_fhir_add_header(r, "Pragma", "no-cache") == NULL
+        || (status == NGX_HTTP_UNAUTHORIZED
+            && ngx_http_fhir_add_header(r, "WWW-Authenticate",
+                                        "Basic realm=\"ngx_fhir\"") == NULL)
+        || (status == NGX_HTTP_NOT_ALLOWED
+            && ngx_http_fhir_add_header(r, "Allow", "POST") == NULL))
+    {
         return NGX_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Pragma");
-    ngx_str_set(&h->value, "no-cache");
-
-    if (status == NGX_HTTP_UNAUTHORIZED) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        ngx_str_set(&h->value, "Basic realm=\"ngx_fhir\"");
-    }
-
-    if (status == NGX_HTTP_NOT_ALLOWED) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "POST");
     }
 
     rc = ngx_http_send_header(r);

@@ -455,11 +455,10 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
 
         if (flcf->enable) {
-            ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+            ctx = ngx_http_fhir_create_ctx(r);
             if (ctx == NULL) {
                 return NGX_ERROR;
             }
-            ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
             ctx->not_audited = 1;
         }
     }
@@ -504,26 +503,20 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             return NGX_ERROR;
         }
 
-        if (status == NGX_HTTP_NOT_ALLOWED) {
-            /* what the gateway serves (RFC 9110 asks a 405 to say it) */
-            ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
-
-            if (h == NULL) {
-                return NGX_ERROR;
-            }
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "GET, HEAD, POST");
+        /* what the gateway serves (RFC 9110 asks a 405 to say it) */
+        if (status == NGX_HTTP_NOT_ALLOWED
+            && ngx_http_fhir_add_header(r, "Allow", "GET, HEAD, POST") == NULL)
+        {
+            return NGX_ERROR;
         }
 
         if (ctx->retry_after && status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-            ngx_table_elt_t  *h = ngx_list_push(&r->headers_out.headers);
+            ngx_table_elt_t  *h = ngx_http_fhir_add_header(r, "Retry-After",
+                                                           NULL);
 
             if (h == NULL) {
                 return NGX_ERROR;
             }
-            h->hash = 1;
-            ngx_str_set(&h->key, "Retry-After");
             h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
             if (h->value.data == NULL) {
                 return NGX_ERROR;

@@ -461,6 +461,49 @@ ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/* a request's context, made when it has none yet */
+ngx_http_fhir_ctx_t *
+ngx_http_fhir_create_ctx(ngx_http_request_t *r)
+{
+    ngx_http_fhir_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+    }
+
+    return ctx;
+}
+
+
+/* a response header whose key and value outlive the request */
+ngx_table_elt_t *
+ngx_http_fhir_add_header(ngx_http_request_t *r, const char *key,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *) value;
+    h->value.len = value ? ngx_strlen(value) : 0;
+
+    return h;
+}
+
+
 /*
  * fhir_error_outcome: the content of a location that an error_page sends
  * nginx's own errors to (conf/fhir_errors.conf), chiefly the requests it
@@ -478,12 +521,10 @@ ngx_http_fhir_error_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+        ctx = ngx_http_fhir_create_ctx(r);
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
         ctx->not_audited = 1;
     }
 
@@ -968,12 +1009,10 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
+        ctx = ngx_http_fhir_create_ctx(r);
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
 
         r->log_handler = ngx_http_fhir_log_error_handler;
 

@@ -247,6 +247,9 @@ void ngx_http_fhir_session_invalidate(ngx_http_request_t *r,
 ngx_int_t ngx_http_fhir_session_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_fhir_set_error(ngx_http_request_t *r,
     ngx_http_fhir_ctx_t *ctx, ngx_uint_t status, const char *text);
+ngx_http_fhir_ctx_t *ngx_http_fhir_create_ctx(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_http_fhir_add_header(ngx_http_request_t *r,
+    const char *key, const char *value);
 
 /* r->buffered: the filter holds input or converted bytes */
 #define NGX_HTTP_FHIR_BUFFERED  0x08
