@@ -532,7 +532,8 @@ fj_literal(fj_parser_t *ps, const char *lit, size_t len)
 }
 
 
-/* a cleared node from the parser's block */
+/* a node from the parser's block, its links cleared (the parser sets the
+ * rest: key, type, raw) */
 static inline fj_node_t *
 fj_node(fj_parser_t *ps)
 {
@@ -549,10 +550,6 @@ fj_node(fj_parser_t *ps)
     }
 
     n = ps->pool++;
-    n->raw = NULL;
-    n->raw_len = 0;
-    n->key = NULL;
-    n->key_len = 0;
     n->child = NULL;
     n->next = NULL;
 
@@ -598,6 +595,7 @@ typedef struct {
     fj_node_t   *node;
     fj_node_t   *last;         /* its last member or element so far */
     uint64_t     seen;         /* objects: a filter of the keys seen */
+    char         close;        /* '}' or ']' */
 } fj_frame_t;
 
 #define FJ_FRAMES  64
@@ -685,6 +683,9 @@ value:
         top->last = NULL;
         top->seen = 0;
         n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
+        top->close = (*p == '{') ? '}' : ']';
+        n->raw = NULL;
+        n->raw_len = 0;
         p++;
 
         /* compact JSON: a key follows at once */
@@ -772,7 +773,7 @@ separator:
 
     if (p < end && *p == ',') {
         p++;
-        if (top->node->type == FJ_OBJECT) {
+        if (top->close == '}') {
             goto member;
         }
         key = NULL;
@@ -780,7 +781,7 @@ separator:
         goto value;
     }
 
-    if (p < end && *p == (top->node->type == FJ_OBJECT ? '}' : ']')) {
+    if (p < end && *p == top->close) {
         p++;
         top--;
         goto next;
@@ -791,8 +792,8 @@ separator:
         goto separator;
     }
 
-    ps->err = top->node->type == FJ_OBJECT ? "expected ',' or '}'"
-                                           : "expected ',' or ']'";
+    ps->err = top->close == '}' ? "expected ',' or '}'"
+                                : "expected ',' or ']'";
     goto failed;
 
 member:
