@@ -1059,34 +1059,6 @@ fj_write(fhir_buf_t *out, const fj_node_t *n)
 
 /* helpers */
 
-int
-fj_key_is(const fj_node_t *m, const char *key)
-{
-    size_t  len = strlen(key);
-
-    return m->key_len == len && memcmp(m->key, key, len) == 0;
-}
-
-
-int
-fj_str_is(const fj_node_t *n, const char *s)
-{
-    size_t  len = strlen(s);
-
-    return n != NULL && n->type == FJ_STRING && n->raw_len == len
-           && memcmp(n->raw, s, len) == 0;
-}
-
-
-fj_node_t *
-fj_get_str(const fj_node_t *obj, const char *key)
-{
-    fj_node_t  *m = fj_get(obj, key);
-
-    return (m && m->type == FJ_STRING) ? m : NULL;
-}
-
-
 fj_node_t *
 fj_detachn(fj_node_t *parent, const char *key, size_t len)
 {

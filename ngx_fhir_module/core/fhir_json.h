@@ -107,9 +107,24 @@ int fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first);
     ((m)->key_len == sizeof(lit) - 1                                          \
      && memcmp((m)->key, lit, sizeof(lit) - 1) == 0)
 
-/* tree helpers; keys and literal strings are plain ASCII C strings */
-int        fj_key_is(const fj_node_t *member, const char *key);
-int        fj_str_is(const fj_node_t *n, const char *s);
+/* tree helpers; keys and literal strings are plain ASCII C strings; inline
+ * where a literal's length is then measured by the compiler */
+static inline int
+fj_key_is(const fj_node_t *m, const char *key)
+{
+    size_t  len = strlen(key);
+
+    return m->key_len == len && memcmp(m->key, key, len) == 0;
+}
+
+static inline int
+fj_str_is(const fj_node_t *n, const char *s)
+{
+    size_t  len = strlen(s);
+
+    return n != NULL && n->type == FJ_STRING && n->raw_len == len
+           && memcmp(n->raw, s, len) == 0;
+}
 /* the member named key (len bytes), or NULL; inline so that a literal key
  * is compared with a constant length */
 static inline fj_node_t *
@@ -130,7 +145,6 @@ fj_getn(const fj_node_t *obj, const char *key, size_t len)
     return NULL;
 }
 
-fj_node_t *fj_get_str(const fj_node_t *obj, const char *key);
 fj_node_t *fj_detachn(fj_node_t *obj, const char *key, size_t len);
 /* takes child (found before) out of parent's members or elements */
 void       fj_unlink(fj_node_t *parent, fj_node_t *child);
@@ -138,6 +152,15 @@ void       fj_unlink(fj_node_t *parent, fj_node_t *child);
 /* with a literal key the compiler measures it: no strlen at run time */
 #define fj_get(obj, key)     fj_getn((obj), (key), strlen(key))
 #define fj_detach(obj, key)  fj_detachn((obj), (key), strlen(key))
+
+/* the member named key if it is a string, or NULL */
+static inline fj_node_t *
+fj_get_str(const fj_node_t *obj, const char *key)
+{
+    fj_node_t  *m = fj_get(obj, key);
+
+    return (m && m->type == FJ_STRING) ? m : NULL;
+}
 void       fj_rename(fj_node_t *member, const char *key);
 void       fj_append(fj_node_t *parent, fj_node_t *child);
 void       fj_insert_after(fj_node_t *parent, fj_node_t *after,
