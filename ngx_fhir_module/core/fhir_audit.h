@@ -38,7 +38,7 @@ typedef struct {
     size_t               key_len;
     unsigned long long   seq;
     char                 prev[FHIR_AUDIT_HMAC_HEX + 1];
-    void                *mac;          /* an HMAC context keyed once */
+    void                *mac;          /* the key, scheduled once */
 } fhir_audit_chain_t;
 
 /* a new chain: seq 0, prev = 64 zeros */
