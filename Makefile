@@ -156,11 +156,11 @@ test-asan: deps all $(SCHEMA_DEPS) $(ASAN_MODULE) fuzz-regressions
 	    echo "sanitizer reports:"; cat $(BUILD)/asan/asan.* $(BUILD)/asan/ubsan.* 2>/dev/null | head -60; exit 1; \
 	else echo "test-asan: no sanitizer report"; fi
 
-# the conversion and fault tests with every nginx process under memcheck:
+# the routing, conversion and fault tests with every nginx process under memcheck:
 # no block lost on a request path (nginx's own start-up leaks are known)
 test-valgrind: deps all
 	rm -rf $(BUILD)/valgrind
-	FHIR_NGINX=$(CURDIR)/scripts/nginx-valgrind prove t/02-conversion.t t/10-faults.t
+	FHIR_NGINX=$(CURDIR)/scripts/nginx-valgrind prove t/01-routing.t t/02-conversion.t t/10-faults.t
 	@sleep 2; if grep -l -A20 "definitely lost in" $(BUILD)/valgrind/vg.* 2>/dev/null \
 	        | xargs -r grep -A20 "definitely lost in" \
 	        | grep -E "ngx_http_core_(access|content)_phase|ngx_http_fhir|fhir_|ngx_event_pipe|ngx_http_upstream"; then \

@@ -287,32 +287,43 @@ static ngx_int_t
 ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_table_elt_t *h)
 {
-    const char  *out;
-    size_t       len;
-    u_char      *p;
+    int           rc;
+    u_char       *p;
+    size_t        len;
+    const char   *out;
+    fj_arena_t    arena = { NULL, 0 };
+    fhir_conv_t   conv;
 
     if (h == NULL || h->hash == 0) {
         return NGX_OK;
     }
 
-    if (fhir_rewrite_url(&ctx->conv, (char *) h->value.data, h->value.len,
-                         &out, &len)
-        != 0)
-    {
-        return NGX_ERROR;
+    /* the rewritten URL goes to the request's pool; the core's scratch is
+     * the conversion's arena, or, where there is no conversion (a HEAD),
+     * an arena of its own, freed here */
+    conv = ctx->conv;
+    if (ctx->stream == NULL) {
+        conv.arena = &arena;
     }
 
-    if (out != (char *) h->value.data) {
+    rc = fhir_rewrite_url(&conv, (char *) h->value.data, h->value.len,
+                          &out, &len);
+
+    if (rc == 0 && out != (char *) h->value.data) {
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
-            return NGX_ERROR;
+            rc = -1;
+
+        } else {
+            ngx_memcpy(p, out, len);
+            h->value.data = p;
+            h->value.len = len;
         }
-        ngx_memcpy(p, out, len);
-        h->value.data = p;
-        h->value.len = len;
     }
 
-    return NGX_OK;
+    fj_arena_free(&arena);
+
+    return rc == 0 ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -575,7 +586,11 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    /* a HEAD: nginx sends the caller no body, whatever the partner sent;
+     * the headers a GET would get, and nothing to convert */
     if (ngx_http_fhir_conv_init(r, ctx) != NGX_OK
+        || (r->method != NGX_HTTP_HEAD
+            && ngx_http_fhir_start_conversion(r, ctx) != NGX_OK)
         || ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
            != NGX_OK
         || ngx_http_fhir_rewrite_content_location(r, ctx) != NGX_OK)
@@ -589,13 +604,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     ngx_http_fhir_set_content_type(r);
 
     if (r->method == NGX_HTTP_HEAD) {
-        /* nginx sends the caller of a HEAD no body, whatever the partner
-         * sent: the headers a GET would get, nothing to convert */
         return ngx_http_next_header_filter(r);
-    }
-
-    if (ngx_http_fhir_start_conversion(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
     }
 
     r->filter_need_in_memory = 1;
