@@ -11,11 +11,11 @@
  * deprecated but kept (nginx uses their MD5 and SHA-1 siblings the same
  * way), from the key's inner and outer states computed once (RFC 2104,
  * section 4): a record costs its own blocks and two final ones, with no
- * provider lookup and no allocation.  In a running worker this halved what
- * auditing costs (docs/audit.md).  Where those functions are gone
- * (OPENSSL_NO_DEPRECATED_3_0, OpenSSL 4) or FHIR_AUDIT_EVP is defined (the
- * unit tests build both ways), an EVP_MAC context keyed once and restarted
- * per record.  The verifier checks records with the one-shot HMAC() either
+ * provider lookup and no allocation; a running worker loses less to the
+ * audit with it (docs/audit.md).  Where those functions are left out
+ * (OPENSSL_NO_DEPRECATED_3_0, or an OpenSSL after 3.x) or FHIR_AUDIT_EVP is
+ * defined (the unit tests build both ways), an EVP_MAC context keyed once
+ * and restarted per record.  The verifier checks records with the one-shot HMAC() either
  * way.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
