@@ -461,6 +461,16 @@ ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/* a _format other than JSON: 406 */
+static ngx_int_t
+ngx_http_fhir_not_json(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
+{
+    return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_FHIR_NOT_ACCEPTABLE,
+               "the gateway answers in FHIR JSON only: _format asks for "
+               "another format");
+}
+
+
 /* a request's context, made when it has none yet */
 ngx_http_fhir_ctx_t *
 ngx_http_fhir_create_ctx(ngx_http_request_t *r)
@@ -780,11 +790,8 @@ ngx_http_fhir_read_body(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ctx->body.len = len;
 
     if (ctx->search_form) {
-        if (!fhir_form_format_ok((char *) p, len)) {
-            return ngx_http_fhir_set_error(r, ctx,
-                       NGX_HTTP_FHIR_NOT_ACCEPTABLE,
-                       "the gateway answers in FHIR JSON only: _format "
-                       "asks for another format");
+        if (!fhir_format_ok((char *) p, len)) {
+            return ngx_http_fhir_not_json(r, ctx);
         }
         return NGX_DECLINED;
     }
@@ -1059,10 +1066,8 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
         }
         ctx->session_ready = 1;
 
-        /* NGX_OK, or the status of a request the partner cannot be asked */
-        rc = ngx_http_fhir_upstream_url(r, ctx);
-        if (rc != NGX_OK) {
-            return rc;
+        if (ngx_http_fhir_upstream_url(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -1194,6 +1199,12 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         }
     }
 
+    /* the answer can only be FHIR JSON: refused before the partner is
+     * asked (a search form's _format once its body is read) */
+    if (!fhir_format_ok((char *) r->args.data, r->args.len)) {
+        return ngx_http_fhir_not_json(r, ctx);
+    }
+
     if (ngx_http_fhir_public_base(r, flcf, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1208,7 +1219,6 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
-    int          rc;
     u_char      *p, *end, *path;
     size_t       len;
     uintptr_t    escape;
@@ -1241,24 +1251,12 @@ ngx_http_fhir_upstream_url(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
     if (fhir_buf_append(&out, ctx->partner->url.data, ctx->partner->url.len)
         != 0
-        || fhir_buf_append(&out, "/", 1) != 0)
+        || fhir_buf_append(&out, "/", 1) != 0
+        || fhir_request_translate(ctx->version, (char *) path, len,
+                                  (char *) r->args.data, r->args.len, &out)
+           != 0)
     {
         fhir_buf_free(&out);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = fhir_request_translate(ctx->version, (char *) path, len,
-                                (char *) r->args.data, r->args.len, &out);
-    if (rc != 0) {
-        fhir_buf_free(&out);
-
-        if (rc == FHIR_REQUEST_NOT_JSON) {
-            return ngx_http_fhir_set_error(r, ctx,
-                       NGX_HTTP_FHIR_NOT_ACCEPTABLE,
-                       "the gateway answers in FHIR JSON only: _format "
-                       "asks for another format");
-        }
-
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

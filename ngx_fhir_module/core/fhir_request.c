@@ -5,9 +5,9 @@
  * MedicationRequest -> MedicationOrder).  Sorting: R4 and STU3 write
  * _sort=-date, DSTU2 _sort:desc=date (and _sort:asc=date); each is written
  * the partner's way.  _format: a JSON type of the other version becomes
- * the partner's (DSTU2: application/json+fhir), other JSON formats pass,
- * anything else is refused.  Every other parameter passes byte for byte
- * (a partner's paging link may be signed).
+ * the partner's (DSTU2: application/json+fhir); whether a format may be
+ * asked for at all is fhir_format_ok()'s to say, before.  Every other
+ * parameter passes byte for byte (a partner's paging link may be signed).
  */
 
 #include <stdio.h>
@@ -61,20 +61,12 @@ fhir_translate_param(fhir_version_t to, const char *p, size_t len,
     const char  *v;
     size_t       vlen;
 
-    /* _format: JSON, in the partner's version's type where it names a
-     * version's type (the other one's, or with parameters such as R4's
-     * ";fhirVersion=4.0"); anything else cannot be converted */
-    if (len >= 7 && memcmp(p, "_format", 7) == 0 && (len == 7 || p[7] == '='))
-    {
-        params = 0;
-        kind = len > 8 ? fhir_format_kind(p + 8, len - 8, &params)
-                       : FHIR_FORMAT_JSON;
+    /* _format: a version's JSON type (the other one's, or with parameters
+     * such as R4's ";fhirVersion=4.0") becomes the partner's */
+    if (len > 8 && memcmp(p, "_format=", 8) == 0) {
+        kind = fhir_format_kind(p + 8, len - 8, &params);
 
-        if (kind == FHIR_FORMAT_OTHER) {
-            return FHIR_REQUEST_NOT_JSON;
-        }
-
-        if (kind != FHIR_FORMAT_JSON
+        if ((kind == FHIR_FORMAT_FHIR_JSON || kind == FHIR_FORMAT_JSON_FHIR)
             && (params
                 || (kind == FHIR_FORMAT_FHIR_JSON) != (to != FHIR_DSTU2)))
         {
@@ -182,7 +174,6 @@ int
 fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
     const char *args, size_t args_len, fhir_buf_t *out)
 {
-    int          rc;
     const char  *seg, *name, *amp, *end;
     size_t       n;
 
@@ -216,9 +207,8 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
         amp = memchr(args, '&', (size_t) (end - args));
         n = amp ? (size_t) (amp - args) : (size_t) (end - args);
 
-        rc = fhir_translate_param(to, args, n, out);
-        if (rc != 0) {
-            return rc;
+        if (fhir_translate_param(to, args, n, out) != 0) {
+            return -1;
         }
 
         args += n;
@@ -236,15 +226,15 @@ fhir_request_translate(fhir_version_t to, const char *path, size_t path_len,
 
 
 int
-fhir_form_format_ok(const char *form, size_t len)
+fhir_format_ok(const char *args, size_t len)
 {
     int          params;
     const char  *p, *end, *amp;
     size_t       n;
 
-    end = form + len;
+    end = args + len;
 
-    for (p = form; p < end; p = amp + 1) {
+    for (p = args; p < end; p = amp + 1) {
         amp = memchr(p, '&', (size_t) (end - p));
         if (amp == NULL) {
             amp = end;
@@ -267,7 +257,7 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
     unsigned max_depth, fhir_buf_t *out, char *err, size_t err_len,
     fhir_batch_entry_pt on_entry, void *data)
 {
-    int          rc = -1, xrc;
+    int          rc = -1;
     char        *p;
     size_t       at, n;
     fhir_buf_t   url = { NULL, 0, 0 };
@@ -324,16 +314,20 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
         q = memchr(u->raw, '?', u->raw_len);
         n = q ? (size_t) (q - u->raw) : u->raw_len;
 
+        if (q && !fhir_format_ok(q + 1, u->raw_len - n - 1)) {
+            snprintf(err, err_len, "a batch entry asks for a _format other "
+                     "than JSON (the gateway answers in FHIR JSON only)");
+            goto done;
+        }
+
         url.len = 0;
-        xrc = fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
-                                    u->raw[0] == '/' ? n - 1 : n,
-                                    q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
-                                    &url);
-        if (xrc != 0) {
-            snprintf(err, err_len, xrc == FHIR_REQUEST_NOT_JSON
-                     ? "a batch entry asks for a _format other than JSON "
-                       "(the gateway answers in FHIR JSON only)"
-                     : "out of memory");
+        if (fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
+                                   u->raw[0] == '/' ? n - 1 : n,
+                                   q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
+                                   &url)
+            != 0)
+        {
+            snprintf(err, err_len, "out of memory");
             goto done;
         }
 

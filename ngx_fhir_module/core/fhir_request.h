@@ -13,18 +13,17 @@
  * path: the part after the partner's route, without a leading slash and
  * already URI-escaped ("MedicationRequest", "Patient/123", "Patient/_search");
  * args: the raw query string (may be empty).  Appends "path[?args]" for a
- * partner of version `to` to out.  Returns 0, -1 when out of memory, or
- * FHIR_REQUEST_NOT_JSON when _format asks for something else than JSON
- * (XML, Turtle, HTML), which the gateway cannot convert.
+ * partner of version `to` to out.  Returns 0, or -1 when out of memory.
  */
-#define FHIR_REQUEST_NOT_JSON  -2
-
 int fhir_request_translate(fhir_version_t to, const char *path,
     size_t path_len, const char *args, size_t args_len, fhir_buf_t *out);
 
-/* a POST search's form: 0 when its _format asks for something else than
- * JSON (the query string's are checked by fhir_request_translate) */
-int fhir_form_format_ok(const char *form, size_t len);
+/*
+ * A query string or a POST search's form: 0 when its _format asks for
+ * something else than JSON (XML, Turtle, HTML), which the gateway cannot
+ * convert; 1 otherwise (a JSON format, none, or no value).
+ */
+int fhir_format_ok(const char *args, size_t len);
 
 /* the partner's name for an R4 resource type, or NULL when the same */
 const char *fhir_partner_type_name(fhir_version_t to, const char *type,

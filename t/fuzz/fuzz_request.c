@@ -37,7 +37,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     out.len = 0;
     fhir_batch_translate(v, (const char *) data, size, 32, &out, err,
                          sizeof(err), NULL, NULL);
-    (void) fhir_form_format_ok((const char *) data, size);
+    (void) fhir_format_ok((const char *) data, size);
 
     {
         fhir_audit_what_t  w;
