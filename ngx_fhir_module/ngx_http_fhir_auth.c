@@ -764,9 +764,7 @@ ngx_http_fhir_token_issue(ngx_http_request_t *r)
     form.len = p - body;
 
     if (r->headers_in.content_type == NULL
-        || ngx_strncasecmp(r->headers_in.content_type->value.data,
-                           (u_char *) "application/x-www-form-urlencoded",
-                           33) != 0)
+        || !ngx_http_fhir_type_is_form(&r->headers_in.content_type->value))
     {
         return ngx_http_fhir_token_error(r, NGX_HTTP_BAD_REQUEST,
                    "invalid_request", "the body must be "

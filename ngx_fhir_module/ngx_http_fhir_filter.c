@@ -269,20 +269,6 @@ ngx_http_fhir_send_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 }
 
 
-static ngx_uint_t
-ngx_http_fhir_is_json(ngx_http_request_t *r)
-{
-    ngx_str_t  *ct = &r->headers_out.content_type;
-
-    if (ct->len == 0) {
-        return 0;
-    }
-
-    return ngx_strlcasestrn(ct->data, ct->data + ct->len,
-                            (u_char *) "json", 4 - 1) != NULL;
-}
-
-
 static ngx_int_t
 ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_table_elt_t *h)
@@ -572,7 +558,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (!ngx_http_fhir_is_json(r)) {
+    if (!ngx_http_fhir_type_is_json(&r->headers_out.content_type)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "fhir: partner \"%V\" answered %ui with Content-Type "
                       "\"%V\", not FHIR JSON", &ctx->partner->name, status,

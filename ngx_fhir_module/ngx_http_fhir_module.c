@@ -324,10 +324,7 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             break;
         }
         val = r->headers_in.content_type->value;
-        if (ngx_strlcasestrn(val.data, val.data + val.len, (u_char *) "json",
-                             4 - 1)
-            == NULL)
-        {
+        if (!ngx_http_fhir_type_is_json(&val)) {
             break;
         }
         val.len = 0;
@@ -461,6 +458,32 @@ ngx_http_fhir_set_error(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 }
 
 
+/* a media type that names JSON (FHIR's of any version, plain JSON) */
+ngx_uint_t
+ngx_http_fhir_type_is_json(ngx_str_t *type)
+{
+    /* ngx_strlcasestrn() takes the needle's length less one */
+    return type->len
+           && ngx_strlcasestrn(type->data, type->data + type->len,
+                               (u_char *) "json", sizeof("json") - 2)
+              != NULL;
+}
+
+
+/* a form's media type, parameters (a charset) allowed */
+ngx_uint_t
+ngx_http_fhir_type_is_form(ngx_str_t *type)
+{
+    size_t  n = sizeof("application/x-www-form-urlencoded") - 1;
+
+    return type->len >= n
+           && ngx_strncasecmp(type->data,
+                              (u_char *) "application/x-www-form-urlencoded",
+                              n) == 0
+           && (type->len == n || type->data[n] == ';' || type->data[n] == ' ');
+}
+
+
 /* a _format other than JSON: 406 */
 static ngx_int_t
 ngx_http_fhir_not_json(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
@@ -471,22 +494,18 @@ ngx_http_fhir_not_json(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 }
 
 
-/* a request's context, made when it has none yet */
+/* a new context for a request that has none */
 ngx_http_fhir_ctx_t *
 ngx_http_fhir_create_ctx(ngx_http_request_t *r)
 {
     ngx_http_fhir_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
-
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fhir_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
+        return NULL;
     }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_fhir_module);
 
     return ctx;
 }
@@ -1174,25 +1193,14 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         ct = r->headers_in.content_type ? &r->headers_in.content_type->value
                                         : NULL;
 
-        if (ct && ctx->search_form
-            && !(ct->len >= 33
-                 && ngx_strncasecmp(ct->data,
-                        (u_char *) "application/x-www-form-urlencoded", 33)
-                    == 0
-                 && (ct->len == 33 || ct->data[33] == ';'
-                     || ct->data[33] == ' ')))
-        {
+        if (ct && ctx->search_form && !ngx_http_fhir_type_is_form(ct)) {
             return ngx_http_fhir_set_error(r, ctx,
                        NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
                        "a POST search takes an "
                        "application/x-www-form-urlencoded body");
         }
 
-        if (ct && ctx->batch
-            && ngx_strlcasestrn(ct->data, ct->data + ct->len,
-                                (u_char *) "json", 4 - 1)
-               == NULL)
-        {
+        if (ct && ctx->batch && !ngx_http_fhir_type_is_json(ct)) {
             return ngx_http_fhir_set_error(r, ctx,
                        NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
                        "the gateway takes a batch Bundle as FHIR JSON");
