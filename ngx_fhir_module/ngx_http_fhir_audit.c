@@ -504,6 +504,32 @@ ngx_http_fhir_audit_start(fhir_buf_t *b)
 }
 
 
+/* a JSON line, sealed; the worker's first record (f == NULL) has its event
+ * and pid */
+
+static ngx_int_t
+ngx_http_fhir_audit_json(fhir_buf_t *line, const fhir_audit_record_t *f,
+    const char *ts, size_t ts_len)
+{
+    if (f) {
+        return fhir_audit_line(&ngx_http_fhir_chain, line, ts, ts_len,
+                               ngx_http_fhir_chain_id,
+                               ngx_http_fhir_chain_id_len, f)
+               == 0 ? NGX_OK : NGX_ERROR;
+    }
+
+    if (fhir_audit_line_head(line, ts, ts_len, ngx_http_fhir_chain_id,
+                             ngx_http_fhir_chain_id_len) != 0
+        || ngx_http_fhir_audit_start(line) != 0
+        || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* one record: its timestamp and chain, sealed, written at once */
 
 static ngx_int_t
@@ -541,17 +567,10 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
 
     line->len = 0;
 
-    if (acf->format == 1
-        ? ngx_http_fhir_auditevent(line, f, (char *) ts, ts_len) != NGX_OK
-        : f ? fhir_audit_line(&ngx_http_fhir_chain, line, (char *) ts, ts_len,
-                              ngx_http_fhir_chain_id,
-                              ngx_http_fhir_chain_id_len, f) != 0
-            /* the worker's first record: its event and pid */
-            : (fhir_audit_line_head(line, (char *) ts, ts_len,
-                                    ngx_http_fhir_chain_id,
-                                    ngx_http_fhir_chain_id_len) != 0
-               || ngx_http_fhir_audit_start(line) != 0
-               || fhir_audit_seal(&ngx_http_fhir_chain, line) != 0))
+    if ((acf->format == 1
+         ? ngx_http_fhir_auditevent(line, f, (char *) ts, ts_len)
+         : ngx_http_fhir_audit_json(line, f, (char *) ts, ts_len))
+        != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0, "fhir: audit record not built");
         ngx_http_fhir_audit_failed = 1;
