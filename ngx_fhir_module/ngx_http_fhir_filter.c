@@ -278,7 +278,7 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     size_t        len;
     const char   *out;
     fj_arena_t    arena = { NULL, 0 };
-    fhir_conv_t   conv;
+    fhir_conv_t   head, *conv;
 
     if (h == NULL || h->hash == 0) {
         return NGX_OK;
@@ -287,12 +287,14 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     /* the rewritten URL goes to the request's pool; the core's scratch is
      * the conversion's arena, or, where there is no conversion (a HEAD),
      * an arena of its own, freed here */
-    conv = ctx->conv;
+    conv = &ctx->conv;
     if (ctx->stream == NULL) {
-        conv.arena = &arena;
+        head = ctx->conv;
+        head.arena = &arena;
+        conv = &head;
     }
 
-    rc = fhir_rewrite_url(&conv, (char *) h->value.data, h->value.len,
+    rc = fhir_rewrite_url(conv, (char *) h->value.data, h->value.len,
                           &out, &len);
 
     if (rc == 0 && out != (char *) h->value.data) {

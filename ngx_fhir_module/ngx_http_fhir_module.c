@@ -1040,6 +1040,8 @@ ngx_http_fhir_access_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        /* also where another module's context handler kept the first
+         * phase's from being set (ngx_http_fhir_post_read_handler) */
         r->log_handler = ngx_http_fhir_log_error_handler;
 
         ngx_http_fhir_provisional_path(r, ctx, flcf);

@@ -15,8 +15,8 @@
  * audit with it (docs/audit.md).  Where those functions are left out
  * (OPENSSL_NO_DEPRECATED_3_0, or an OpenSSL after 3.x) or FHIR_AUDIT_EVP is
  * defined (the unit tests build both ways), an EVP_MAC context keyed once
- * and restarted per record.  The verifier checks records with the one-shot HMAC() either
- * way.
+ * and restarted per record.  The verifier checks records with the one-shot
+ * HMAC() either way.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 

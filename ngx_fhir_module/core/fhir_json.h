@@ -117,6 +117,7 @@ fj_key_is(const fj_node_t *m, const char *key)
     return m->key_len == len && memcmp(m->key, key, len) == 0;
 }
 
+
 static inline int
 fj_str_is(const fj_node_t *n, const char *s)
 {
@@ -125,6 +126,7 @@ fj_str_is(const fj_node_t *n, const char *s)
     return n != NULL && n->type == FJ_STRING && n->raw_len == len
            && memcmp(n->raw, s, len) == 0;
 }
+
 /* the member named key (len bytes), or NULL; inline so that a literal key
  * is compared with a constant length */
 static inline fj_node_t *
@@ -161,6 +163,7 @@ fj_get_str(const fj_node_t *obj, const char *key)
 
     return (m && m->type == FJ_STRING) ? m : NULL;
 }
+
 void       fj_rename(fj_node_t *member, const char *key);
 void       fj_append(fj_node_t *parent, fj_node_t *child);
 void       fj_insert_after(fj_node_t *parent, fj_node_t *after,
