@@ -121,6 +121,10 @@ sub stats { my ($g, $p) = @_;
             ok($ra >= 1 && $ra <= 5, "fault: $what: Retry-After $ra (until the next try)");
         }
     }
+    # a request the gateway cannot answer anyway (a _format other than JSON)
+    # is refused before the partner's session is asked for
+    is(http_get("$u/fhir/mmissing/Patient/$pid?_format=xml")->{status}, 406,
+       'a _format other than JSON: 406 even where the session would fail');
     my $log = $g->error_log;
     like($log, qr/partner "tstall": the token endpoint could not be reached: .*(timed out|[Tt]imeout)/, 'log: the stall');
     like($log, qr/partner "t500": the token endpoint answered HTTP 500/, 'log: the 500');
