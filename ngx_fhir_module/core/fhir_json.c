@@ -924,6 +924,49 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
  * "key":"value" (or "key":123), the bytes between them are checked and the
  * member is copied in one piece: the same bytes as written one by one.
  */
+/*
+ * Copies n bytes as the writer does, most of them a key, a short value or
+ * a "key":"value" pair: inline, without memcpy's call; two overlapping
+ * loads and stores of one width cover any length from that width to twice
+ * it, so no byte outside the source or the destination is touched.
+ */
+static inline void
+fj_copy(char *d, const char *s, size_t n)
+{
+    uint64_t  a, b;
+    char      x[16], y[16];
+
+    if (n > 32) {
+        memcpy(d, s, n);
+
+    } else if (n >= 16) {
+        memcpy(x, s, 16);
+        memcpy(y, s + n - 16, 16);
+        memcpy(d, x, 16);
+        memcpy(d + n - 16, y, 16);
+
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+
+    } else if (n >= 4) {
+        uint32_t  x, y;
+
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(d, &x, 4);
+        memcpy(d + n - 4, &y, 4);
+
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+
 int
 fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
@@ -970,7 +1013,7 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
             && (!q || k[key_len + 2] == '"'))
         {
             n = (size_t) (raw + raw_len - k);
-            memcpy(d, k, n);
+            fj_copy(d, k, n);
             d += n;
             if (q) {
                 *d++ = '"';
@@ -979,7 +1022,7 @@ fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
             continue;
         }
 
-        memcpy(d, k, key_len);
+        fj_copy(d, k, key_len);
         d += key_len;
         *d++ = '"';
         *d++ = ':';
@@ -1041,7 +1084,7 @@ fj_write(fhir_buf_t *out, const fj_node_t *n)
             return -1;
         }
         out->data[out->len++] = '"';
-        memcpy(out->data + out->len, n->raw, n->raw_len);
+        fj_copy(out->data + out->len, n->raw, n->raw_len);
         out->len += n->raw_len;
         out->data[out->len++] = '"';
         return 0;
@@ -1050,7 +1093,7 @@ fj_write(fhir_buf_t *out, const fj_node_t *n)
         if (fhir_buf_reserve(out, n->raw_len) != 0) {
             return -1;
         }
-        memcpy(out->data + out->len, n->raw, n->raw_len);
+        fj_copy(out->data + out->len, n->raw, n->raw_len);
         out->len += n->raw_len;
         return 0;
     }

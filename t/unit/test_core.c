@@ -378,6 +378,57 @@ test_errors(void)
             fj_arena_reset(&a);
         }
 
+        /* keys and values of every length the writer copies in its
+         * short-copy classes and beyond, written back byte for byte: as
+         * parsed ("key":"value" copied at once), with the value moved
+         * (key and value copied apart), and as array elements (numbers
+         * of 1-20 digits) */
+        {
+            char        t[512], w[512];
+            int         tl, wl, kl, vl, bad = 0, fk = 0, fv = 0;
+            fj_node_t  *m;
+
+            for (kl = 0; kl <= 70 && !bad; kl++) {
+                for (vl = 0; vl <= 70 && !bad; vl += (kl < 40 ? 1 : 7)) {
+                    tl = snprintf(t, sizeof(t), "{\"%.*s\":\"%.*s\",\"n\":"
+                                  "%.*s,\"a\":[\"%.*s\",%.*s]}",
+                                  kl, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+                                  "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK",
+                                  vl, "0123456789abcdefghijklmnopqrstuvwxyz"
+                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+                                  vl % 20 + 1, "123456789012345678901",
+                                  vl, "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
+                                  "zyxwvutsrqponmlkjihgfedcba9876543210",
+                                  vl % 20 + 1, "987654321098765432109");
+                    n = fj_parse(&a, t, (size_t) tl, 8, &e, &at);
+                    out.len = 0;
+                    bad = n == NULL || fj_write(&out, n) != 0
+                          || out.len != (size_t) tl
+                          || memcmp(out.data, t, out.len) != 0;
+                    if (!bad) {
+                        /* the value elsewhere: key and value apart */
+                        m = n->child;
+                        wl = snprintf(w, sizeof(w), "%.*s", (int) m->raw_len,
+                                      m->raw);
+                        m->raw = w;
+                        out.len = 0;
+                        bad = fj_write(&out, n) != 0
+                              || out.len != (size_t) tl
+                              || memcmp(out.data, t, out.len) != 0
+                              || wl != vl;
+                    }
+                    if (bad) {
+                        fk = kl;
+                        fv = vl;
+                    }
+                    fj_arena_reset(&a);
+                }
+            }
+            CHECK(!bad, "keys and values of 0-70 bytes are written back byte "
+                  "for byte (first failure: key %d, value %d bytes)", fk, fv);
+            out.len = 0;
+        }
+
         n = fj_parse_prefix(&a, "{\"a\":[1,", 8, 8, &used, &inc, &e, &at);
         CHECK(n == NULL && inc == 1, "a cut prefix may still grow (%s)", e);
         n = fj_parse_prefix(&a, "{\"a\":[1]}x", 10, 8, &used, &inc, &e, &at);
