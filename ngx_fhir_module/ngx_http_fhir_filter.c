@@ -50,23 +50,51 @@ ngx_http_fhir_cleanup(void *data)
 {
     ngx_http_fhir_ctx_t  *ctx = data;
 
+    ngx_buf_t              *b;
+    fhir_buf_t              keep, mem;
+    ngx_chain_t            *cl;
     ngx_http_fhir_spare_t  *sp;
 
+    /*
+     * The output memory: the pending buffer and every output buffer's; the
+     * largest that a spare may hold is kept, the rest is freed.
+     */
+    keep = ctx->pending;
+    keep.len = 0;
+
+    for (cl = ctx->outbufs; cl; cl = cl->next) {
+        b = cl->buf;
+        mem.data = (char *) b->start;
+        mem.cap = b->end - b->start;
+        mem.len = 0;
+        b->start = NULL;
+        b->end = NULL;
+
+        if (mem.cap > keep.cap && mem.cap <= NGX_HTTP_FHIR_SPARE_MAX) {
+            fhir_buf_free(&keep);
+            keep = mem;
+
+        } else {
+            fhir_buf_free(&mem);
+        }
+    }
+
+    ctx->outbufs = NULL;
+
     if (ctx->stream && ngx_http_fhir_nspares < NGX_HTTP_FHIR_SPARES
-        && ctx->pending.cap <= NGX_HTTP_FHIR_SPARE_MAX
+        && keep.cap <= NGX_HTTP_FHIR_SPARE_MAX
         && ctx->arena.used <= NGX_HTTP_FHIR_SPARE_MAX)
     {
         sp = &ngx_http_fhir_spares[ngx_http_fhir_nspares++];
         sp->stream = ctx->stream;
         fj_arena_reset(&ctx->arena);
         sp->arena = ctx->arena;
-        sp->pending = ctx->pending;
-        sp->pending.len = 0;
+        sp->pending = keep;
 
     } else {
         fhir_stream_destroy(ctx->stream);
         fj_arena_free(&ctx->arena);
-        fhir_buf_free(&ctx->pending);
+        fhir_buf_free(&keep);
     }
 
     ctx->stream = NULL;
@@ -692,60 +720,113 @@ ngx_http_fhir_upstream_broke_off(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-/* moves pending converted bytes into output buffers; NGX_AGAIN: no buffer */
+/* bytes of output memory in flight to the caller (held by the filters
+ * after this one, or about to be passed to them) */
+static size_t
+ngx_http_fhir_in_flight(ngx_http_fhir_ctx_t *ctx)
+{
+    size_t        size;
+    ngx_chain_t  *cl;
+
+    size = 0;
+
+    for (cl = ctx->busy; cl; cl = cl->next) {
+        if (cl->buf->tag == (ngx_buf_tag_t) &ngx_http_fhir_module) {
+            size += cl->buf->end - cl->buf->start;
+        }
+    }
+
+    for (cl = ctx->out; cl; cl = cl->next) {
+        if (cl->buf->tag == (ngx_buf_tag_t) &ngx_http_fhir_module) {
+            size += cl->buf->end - cl->buf->start;
+        }
+    }
+
+    return size;
+}
+
+
+/* no more output may go out before some of what is in flight has left */
+static ngx_inline ngx_uint_t
+ngx_http_fhir_out_full(ngx_http_fhir_ctx_t *ctx,
+    ngx_http_fhir_loc_conf_t *flcf)
+{
+    size_t  held;
+
+    held = ngx_http_fhir_in_flight(ctx);
+
+    return held && held + ctx->pending.cap > flcf->bufs.num * flcf->bufs.size;
+}
+
+
+/*
+ * Hands the pending converted bytes to the next filter without a copy: the
+ * buffer they were written to goes out as it is, and the converter goes on
+ * in the memory of an output buffer that has left (or in new memory).
+ * NGX_AGAIN: as much as fhir_buffers allows is in flight.
+ */
 static ngx_int_t
 ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
-    size_t                     n;
+    size_t                     size;
+    u_char                    *mem;
     ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
+    ngx_chain_t               *cl, *all;
     ngx_http_fhir_loc_conf_t  *flcf;
+
+    if (ctx->pending.len == 0) {
+        return NGX_OK;
+    }
 
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
 
-    while (ctx->pending_pos < ctx->pending.len) {
-
-        if (ctx->free) {
-            cl = ctx->free;
-            ctx->free = cl->next;
-            b = cl->buf;
-            b->pos = b->start;
-            b->last = b->start;
-
-        } else if (ctx->nbufs < flcf->bufs.num) {
-            b = ngx_create_temp_buf(r->pool, flcf->bufs.size);
-            if (b == NULL) {
-                return NGX_ERROR;
-            }
-            b->tag = (ngx_buf_tag_t) &ngx_http_fhir_module;
-            b->recycled = 1;
-            ctx->nbufs++;
-
-            cl = ngx_alloc_chain_link(r->pool);
-            if (cl == NULL) {
-                return NGX_ERROR;
-            }
-            cl->buf = b;
-
-        } else {
-            return NGX_AGAIN;
-        }
-
-        b->flush = 0;
-        b->last_buf = 0;
-
-        n = ngx_min((size_t) (b->end - b->last),
-                    ctx->pending.len - ctx->pending_pos);
-        b->last = ngx_cpymem(b->last, ctx->pending.data + ctx->pending_pos, n);
-        ctx->pending_pos += n;
-
-        cl->next = NULL;
-        *ctx->last_out = cl;
-        ctx->last_out = &cl->next;
+    if (ngx_http_fhir_out_full(ctx, flcf)) {
+        return NGX_AGAIN;
     }
 
+    if (ctx->free) {
+        cl = ctx->free;
+        ctx->free = cl->next;
+        b = cl->buf;
+        mem = b->start;
+        size = b->end - b->start;
+
+    } else {
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+        all = ngx_alloc_chain_link(r->pool);
+        if (b == NULL || cl == NULL || all == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->tag = (ngx_buf_tag_t) &ngx_http_fhir_module;
+        b->temporary = 1;
+        b->recycled = 1;
+        cl->buf = b;
+
+        /* every output buffer's memory is freed (or kept) at cleanup */
+        all->buf = b;
+        all->next = ctx->outbufs;
+        ctx->outbufs = all;
+
+        mem = NULL;
+        size = 0;
+    }
+
+    b->start = (u_char *) ctx->pending.data;
+    b->end = b->start + ctx->pending.cap;
+    b->pos = b->start;
+    b->last = b->start + ctx->pending.len;
+    b->flush = 0;
+    b->last_buf = 0;
+
+    ctx->pending.data = (char *) mem;
+    ctx->pending.cap = size;
     ctx->pending.len = 0;
-    ctx->pending_pos = 0;
+
+    cl->next = NULL;
+    *ctx->last_out = cl;
+    ctx->last_out = &cl->next;
 
     return NGX_OK;
 }
@@ -792,13 +873,16 @@ static ngx_int_t
 ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t *flush)
 {
-    int           rc;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    int                        rc;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_fhir_loc_conf_t  *flcf;
 
     if (ctx->in == NULL) {
         return NGX_DECLINED;
     }
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
 
     cl = ctx->in;
     b = cl->buf;
@@ -816,6 +900,14 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     }
 
     if (ngx_buf_in_memory(b) && b->last > b->pos) {
+
+        /* new output memory starts at the size of an output buffer */
+        if (ctx->pending.cap == 0
+            && fhir_buf_reserve(&ctx->pending, flcf->bufs.size) != 0)
+        {
+            return NGX_ERROR;
+        }
+
         rc = fhir_stream_feed(ctx->stream, (char *) b->pos, b->last - b->pos,
                               &ctx->pending);
         if (rc != FHIR_STREAM_OK) {
@@ -1032,7 +1124,7 @@ ngx_http_fhir_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         if (ctx->last_sent
             || (ctx->in == NULL && ctx->pending.len == 0)
-            || (ctx->free == NULL && ctx->nbufs >= flcf->bufs.num))
+            || ngx_http_fhir_out_full(ctx, flcf))
         {
             break;
         }

@@ -172,7 +172,6 @@ typedef struct {
     fj_arena_t                 arena;
     fhir_stream_t             *stream;
     fhir_buf_t                 pending;        /* converted, not yet sent */
-    size_t                     pending_pos;
     ngx_str_t                  public_base;
 
     ngx_chain_t               *in;
@@ -181,7 +180,7 @@ typedef struct {
     ngx_chain_t              **last_out;
     ngx_chain_t               *free;
     ngx_chain_t               *busy;
-    ngx_int_t                  nbufs;
+    ngx_chain_t               *outbufs;        /* every output buffer */
 
     ngx_str_t                  oo;             /* the OperationOutcome */
 
