@@ -920,11 +920,6 @@ fj_parse_prefix(fj_arena_t *a, const char *text, size_t len,
 /* serialiser */
 
 /*
- * When a key and its scalar value still lie in the source text as
- * "key":"value" (or "key":123), the bytes between them are checked and the
- * member is copied in one piece: the same bytes as written one by one.
- */
-/*
  * Copies n bytes as the writer does, most of them a key, a short value or
  * a "key":"value" pair: inline, without memcpy's call; two overlapping
  * loads and stores of one width cover any length from that width to twice
@@ -952,12 +947,12 @@ fj_copy(char *d, const char *s, size_t n)
         memcpy(d + n - 8, &b, 8);
 
     } else if (n >= 4) {
-        uint32_t  x, y;
+        uint32_t  u, v;
 
-        memcpy(&x, s, 4);
-        memcpy(&y, s + n - 4, 4);
-        memcpy(d, &x, 4);
-        memcpy(d + n - 4, &y, 4);
+        memcpy(&u, s, 4);
+        memcpy(&v, s + n - 4, 4);
+        memcpy(d, &u, 4);
+        memcpy(d + n - 4, &v, 4);
 
     } else if (n) {
         d[0] = s[0];
@@ -967,6 +962,11 @@ fj_copy(char *d, const char *s, size_t n)
 }
 
 
+/*
+ * When a key and its scalar value still lie in the source text as
+ * "key":"value" (or "key":123), the bytes between them are checked and the
+ * member is copied in one piece: the same bytes as written one by one.
+ */
 int
 fj_write_members(fhir_buf_t *out, const fj_node_t *obj, int *first)
 {
