@@ -367,7 +367,7 @@ ngx_http_fhir_tenant(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     t->id = value[1];
-    t->partner = &p[i];
+    t->partner = i;
 
     return NGX_CONF_OK;
 }
@@ -610,7 +610,8 @@ ngx_http_fhir_authenticate(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
                 && ngx_strncmp(t[i].id.data, ctx->claims.tenant, t[i].id.len)
                    == 0)
             {
-                ctx->tenant_partner = t[i].partner;
+                ctx->tenant_partner = (ngx_http_fhir_partner_t *)
+                                          fmcf->partners.elts + t[i].partner;
                 return NGX_DECLINED;
             }
         }

@@ -102,7 +102,9 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                  id;
-    ngx_http_fhir_partner_t   *partner;
+    /* an index, not a pointer: the partners array may still move as
+     * later fhir_partner blocks are added to it */
+    ngx_uint_t                 partner;
 } ngx_http_fhir_tenant_t;
 
 

@@ -234,4 +234,18 @@ is(data('Bearer ' . jwt('sign', "$keys/ext-rsa.pem", 'PS256', 'ext-ec', $ext_cla
     unlike($g->error_log, qr/\Q$good_tok\E|demo-secret|new-secret/, 'no token or secret in the error log');
 }
 
+# more partners than the array first held, one declared after the
+# fhir_tenant lines (the demo configuration includes extra http settings
+# after them): each tenant's token still reaches its own partner
+{
+    $g->stop;
+    my $g5 = start_gateway(name => 'auth-five',
+        extra_http => "fhir_partner fifth { url http://127.0.0.1:9/fhir; version r4; }\n");
+    for my $p (qw(redox datica infor dapasoft)) {
+        my $r = http_get($g5->url . "/fhir/$p/Patient/smart-1288992");
+        is($r->{status}, 200, "a fifth partner declared after the tenants: $p's token reads $p");
+    }
+    $g5->stop;
+}
+
 done_testing();
