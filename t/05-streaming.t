@@ -15,8 +15,45 @@ use HTTP::Tiny;
 # second server whose proxy buffers are few and small (the partner's
 # Bundle spreads over all of them)
 my $small_port = free_port();
+# and a partner serving a 9 MB DSTU2 searchset from a file (the sample
+# Observations, as scripts/bench builds its own), for a caller that stops
+# reading
+my ($big_port, $big_up) = (free_port(), free_port());
+my $big_n = 10000;
+my $big_dir = FhirTest::top_dir() . '/build/t/streaming-big';
+{
+    require File::Path;
+    File::Path::make_path("$big_dir/fhir");
+    my $js = JSON::PP->new;
+    my @obs;
+    for my $f (sort glob(FhirTest::top_dir() . '/t/data/corpus/dstu2/*.json')) {
+        open my $fh, '<', $f or die $!;
+        local $/;
+        push @obs, map { $_->{resource} }
+                   grep { $_->{resource}{resourceType} eq 'Observation' } @{ $js->decode(<$fh>)->{entry} };
+    }
+    my @enc = map { $js->encode({ resource => $_ }) } @obs;
+    open my $o, '>', "$big_dir/fhir/Observation.json" or die $!;
+    print $o '{"resourceType":"Bundle","type":"searchset","total":' . $big_n . ',"entry":['
+        . join(',', map { $enc[$_ % @enc] } 0 .. $big_n - 1) . ']}';
+    close $o;
+}
+my $top = FhirTest::top_dir();
 my $g = start_gateway(name => 'streaming', extra_http => <<"CONF");
 fhir_buffers 2 4k;
+fhir_partner big { url http://127.0.0.1:$big_up/fhir; version dstu2; }
+server {
+    listen 127.0.0.1:$big_up;
+    location /fhir/ { root $big_dir; default_type "application/json+fhir"; }
+}
+server {
+    listen 127.0.0.1:$big_port;
+    location /fhir/ {
+        fhir_gateway on;
+        fhir_auth off;
+        include $top/conf/fhir_proxy.conf;
+    }
+}
 server {
     listen 127.0.0.1:$small_port;
     location /fhir/ {
@@ -86,6 +123,40 @@ my $u = $g->url;
     my $b = eval { JSON::PP->new->decode($body) };
     ok($b, 'slow client: the whole body is valid JSON (' . length($body) . ' bytes)');
     is(scalar @{ $b->{entry} || [] }, 1000, 'slow client: all entries');
+}
+
+# a caller that stops reading: the worker stops converting and reading the
+# partner (what is in flight to the caller is bounded by fhir_buffers, the
+# partner's bytes stay unconsumed until their conversion has left, and
+# nginx's proxy stops handing the filter more while the caller's socket is
+# full), so its memory grows by little more than the proxy's buffers while
+# the caller waits, never by the 9 MB Bundle; the whole Bundle arrives once
+# it reads
+sub worker_rss {
+    open my $fh, '<', "$g->{prefix}/logs/nginx.pid" or return 0;
+    chomp(my $master = <$fh>);
+    my ($w) = grep { /^\d+$/ } split /\s+/, `pgrep -P $master`;
+    open my $st, '<', "/proc/$w/status" or return 0;
+    while (<$st>) { return $1 if /^VmRSS:\s+(\d+)/ }
+    return 0;
+}
+{
+    my $before = worker_rss();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $big_port,
+                                  Proto => 'tcp') or die $!;
+    setsockopt($s, SOL_SOCKET, SO_RCVBUF, 16384);
+    print $s "GET /fhir/big/Observation.json HTTP/1.0\r\nHost: x\r\n\r\n";
+    sleep 2;
+    my $held = worker_rss() - $before;
+    ok($before > 0 && $held < 4096,
+       "a caller that stops reading: the worker holds $held KB more, not the Bundle");
+    my ($data, $buf) = ('');
+    while (sysread($s, $buf, 1 << 20)) { $data .= $buf }
+    my (undef, $body) = split /\r\n\r\n/, $data, 2;
+    # (9 MB: counted rather than decoded; the other cases decode theirs)
+    my $n = () = ($body // '') =~ /\{"resource":\{/g;
+    ok($n == $big_n && $body =~ /\]\}\z/,
+       "a caller that stops reading: then all $big_n entries, to the end ($n)");
 }
 
 # the partner sends two entries and then holds the rest back until the test
