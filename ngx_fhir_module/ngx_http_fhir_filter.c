@@ -720,23 +720,13 @@ ngx_http_fhir_upstream_broke_off(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-/* bytes of output memory in flight to the caller (held by the filters
- * after this one, or about to be passed to them) */
+/* bytes of our output memory in a chain */
 static size_t
-ngx_http_fhir_in_flight(ngx_http_fhir_ctx_t *ctx)
+ngx_http_fhir_chain_memory(ngx_chain_t *cl)
 {
-    size_t        size;
-    ngx_chain_t  *cl;
+    size_t  size;
 
-    size = 0;
-
-    for (cl = ctx->busy; cl; cl = cl->next) {
-        if (cl->buf->tag == (ngx_buf_tag_t) &ngx_http_fhir_module) {
-            size += cl->buf->end - cl->buf->start;
-        }
-    }
-
-    for (cl = ctx->out; cl; cl = cl->next) {
+    for (size = 0; cl; cl = cl->next) {
         if (cl->buf->tag == (ngx_buf_tag_t) &ngx_http_fhir_module) {
             size += cl->buf->end - cl->buf->start;
         }
@@ -746,14 +736,19 @@ ngx_http_fhir_in_flight(ngx_http_fhir_ctx_t *ctx)
 }
 
 
-/* no more output may go out before some of what is in flight has left */
+/*
+ * No more output may go out before some of what is in flight to the caller
+ * (held by the filters after this one, or about to be passed to them) has
+ * left.
+ */
 static ngx_inline ngx_uint_t
 ngx_http_fhir_out_full(ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
     size_t  held;
 
-    held = ngx_http_fhir_in_flight(ctx);
+    held = ngx_http_fhir_chain_memory(ctx->busy)
+           + ngx_http_fhir_chain_memory(ctx->out);
 
     return held && held + ctx->pending.cap > flcf->bufs.num * flcf->bufs.size;
 }
@@ -817,8 +812,6 @@ ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     b->end = b->start + ctx->pending.cap;
     b->pos = b->start;
     b->last = b->start + ctx->pending.len;
-    b->flush = 0;
-    b->last_buf = 0;
 
     ctx->pending.data = (char *) mem;
     ctx->pending.cap = size;
