@@ -222,6 +222,7 @@ ngx_http_fhir_audit_refuses(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle)
 {
+    ngx_file_info_t              fi;
     ngx_core_conf_t             *ccf;
     ngx_http_fhir_main_conf_t   *fmcf;
     ngx_http_fhir_audit_conf_t  *acf;
@@ -237,7 +238,24 @@ ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    /* the audit file is not for everyone to read */
+    /* the audit file is not for everyone to read; what is not a regular
+     * file (a FIFO to a collector, a container's /dev/stdout, /dev/null)
+     * is the system's, and keeps its mode and owner */
+
+    if (ngx_fd_info(acf->file->fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "fhir: fstat() of audit log \"%V\" failed",
+                      &acf->file->name);
+        return NGX_OK;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "fhir: audit log \"%V\" is not a regular file: "
+                      "its mode and owner are left as they are",
+                      &acf->file->name);
+        return NGX_OK;
+    }
 
     if (fchmod(acf->file->fd, acf->mode) == -1) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
@@ -583,6 +601,7 @@ ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf, ngx_log_t *log,
         if (acf->file->fd != ngx_http_fhir_audit_checked_fd) {
             ngx_http_fhir_audit_checked_fd = acf->file->fd;
             if (ngx_fd_info(acf->file->fd, &fi) != NGX_FILE_ERROR
+                && ngx_is_file(&fi)
                 && (fi.st_mode & 0777) != acf->mode)
             {
                 (void) fchmod(acf->file->fd, acf->mode);

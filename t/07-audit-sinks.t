@@ -98,4 +98,57 @@ my $pid = 'smart-1288992';
     $g->stop;
 }
 
+# a sink that is not a regular file: a FIFO read by a collector (as a
+# container's /dev/stdout may be a pipe).  Records arrive whole and verify,
+# and the FIFO keeps its mode and owner: the module makes its own audit
+# files 0600 and the workers' own, never a pipe or a device (/dev/null or a
+# terminal made 0600 would break the machine for every other user)
+{
+    require POSIX;
+    require File::Path;
+    my $dir = "$top/build/t/audit-fifo-sink";
+    File::Path::remove_tree($dir);
+    File::Path::make_path($dir);
+    my ($fifo, $copy) = ("$dir/audit.fifo", "$dir/records.log");
+    POSIX::mkfifo($fifo, 0644) or die "mkfifo: $!";
+    chmod 0644, $fifo;
+    my @before = stat $fifo;
+    # the collector: whatever comes through, to a file, reopening the FIFO
+    # each time its writers are gone (nginx -t opens and closes it too)
+    my $reader = fork() // die;
+    if ($reader == 0) {
+        open my $out, '>>', $copy or POSIX::_exit(1);
+        for (;;) {
+            open my $in, '<', $fifo or POSIX::_exit(1);
+            my $buf;
+            while (sysread($in, $buf, 65536)) { syswrite($out, $buf) }
+            close $in;
+        }
+    }
+    my $g = start_gateway(name => 'audit-fifo', env => { AUDIT_LOG => $fifo });
+    my $r = http_get($g->url . "/fhir/datica/Patient/$pid");
+    is($r->{status}, 200, 'served with a FIFO as the audit sink');
+    http_get($g->url . "/fhir/redox/Observation?patient=$pid&category=vital-signs");
+    my @lines;
+    for (1 .. 20) {
+        open my $fh, '<', $copy or last;
+        @lines = <$fh>;
+        last if grep { /"event":"vitals\.search"/ } @lines;
+        select(undef, undef, undef, 0.1);
+    }
+    my @ev = map { (eval { JSON::PP->new->decode($_) } // {})->{event} // 'not JSON' } @lines;
+    ok((grep { $_ eq 'patient.read' } @ev) && !(grep { $_ eq 'not JSON' } @ev),
+       "records through the FIFO, whole (@ev)");
+    my @after = stat $fifo;
+    is(sprintf('%04o', $after[2] & 07777), '0644', 'the FIFO keeps its mode');
+    is($after[4], $before[4], 'the FIFO keeps its owner');
+    like($g->error_log, qr/audit log "\Q$fifo\E" is not a regular file: its mode and owner are left as they are/,
+         'the error log says so');
+    $g->stop;
+    my $out = `$top/build/fhir-audit-verify --key @{[ $g->prefix ]}/secrets/audit.key $copy 2>&1`;
+    is($?, 0, 'the records through the FIFO verify') or diag $out;
+    kill 'KILL', $reader;
+    waitpid($reader, 0);
+}
+
 done_testing();
