@@ -42,6 +42,15 @@ static ngx_int_t ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf,
 static ngx_int_t ngx_http_fhir_auditevent(fhir_buf_t *out,
     const fhir_audit_record_t *f, const char *ts, size_t ts_len);
 static int ngx_http_fhir_audit_start(fhir_buf_t *b);
+static void ngx_http_fhir_audit_create(u_char *name, ngx_uint_t mode,
+    ngx_log_t *log);
+static void ngx_http_fhir_audit_reopen(ngx_open_file_t *file, ngx_log_t *log);
+
+/* the audit file's mode, and the flush handler of another user of the same
+ * file (an access_log with buffer=), which the reopen hook calls in turn */
+static ngx_uint_t           ngx_http_fhir_audit_mode = 0600;
+static void               (*ngx_http_fhir_audit_next_flush)(ngx_open_file_t *file,
+    ngx_log_t *log);
 
 
 char *
@@ -170,7 +179,58 @@ ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * nginx creates a missing log file 0644, at start and at each reopen;
+     * whoever opened the audit file in the moment before it is made 0600
+     * could read every record after.  So a missing file is created here
+     * with the audit mode first (nginx then opens what exists), and again
+     * just before each reopen, by the hook nginx calls then.
+     */
+    ngx_http_fhir_audit_mode = acf->mode;
+
+    if (ngx_process != NGX_PROCESS_SIGNALLER) {
+        ngx_http_fhir_audit_create(acf->file->name.data, acf->mode, cf->log);
+    }
+
+    if (acf->file->flush != ngx_http_fhir_audit_reopen) {
+        ngx_http_fhir_audit_next_flush = acf->file->flush;
+        acf->file->flush = ngx_http_fhir_audit_reopen;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/* a missing audit file, created with the audit mode; one that exists (or
+ * anything else by that name) is left alone */
+static void
+ngx_http_fhir_audit_create(u_char *name, ngx_uint_t mode, ngx_log_t *log)
+{
+    ngx_fd_t  fd;
+
+    fd = open((const char *) name, O_WRONLY | O_APPEND | O_CREAT | O_EXCL,
+              (mode_t) mode);
+
+    if (fd == NGX_INVALID_FILE) {
+        /* it exists; or a worker may not create files there, and the
+         * master, which reopens first, has made it */
+        ngx_log_debug1(NGX_LOG_DEBUG_CORE, log, ngx_errno,
+                       "fhir: audit log \"%s\" not created", name);
+        return;
+    }
+
+    (void) ngx_close_file(fd);
+}
+
+
+static void
+ngx_http_fhir_audit_reopen(ngx_open_file_t *file, ngx_log_t *log)
+{
+    ngx_http_fhir_audit_create(file->name.data, ngx_http_fhir_audit_mode, log);
+
+    if (ngx_http_fhir_audit_next_flush) {
+        ngx_http_fhir_audit_next_flush(file, log);
+    }
 }
 
 

@@ -186,6 +186,10 @@ ok($rc != 0 && $o =~ /truncated/, 'verifier: a truncated log') or diag $o;
     open my $pf, '<', $g->prefix . '/logs/nginx.pid' or die; my $mpid = <$pf>; chomp $mpid;
     kill 'USR1', $mpid;
     select(undef, undef, undef, 0.5);
+    # nginx would create the new file 0644, readable by anyone who opens it
+    # before the first record: it is 0600 before any request
+    ok(-e $log, 'rotation: the new file, before any request');
+    is((stat $log)[2] & 0777, 0600, 'rotation: 0600 before its first record');
     http_get("$u/fhir/datica/Patient/$pid") for 1 .. 4;
     ok(-s $log, 'rotation: a new audit log');
     is((stat $log)[2] & 0777, 0600, 'rotation: the new file is 0600 too');
