@@ -35,6 +35,12 @@ static fhir_buf_t           ngx_http_fhir_line;
 static fhir_buf_t           ngx_http_fhir_rec;
 
 
+/* the longest query text a record carries (docs/audit.md) */
+#define NGX_HTTP_FHIR_AUDIT_QUERY_MAX  4096
+
+
+static ngx_int_t ngx_http_fhir_audit_texts(ngx_pool_t *pool,
+    fhir_audit_record_t *f);
 static ngx_int_t ngx_http_fhir_audit_emit(ngx_http_fhir_audit_conf_t *acf,
     ngx_log_t *log, const fhir_audit_record_t *f);
 static ngx_int_t ngx_http_fhir_audit_write(ngx_http_fhir_audit_conf_t *acf,
@@ -849,6 +855,68 @@ ngx_http_fhir_audit_opt(fhir_audit_text_t *t, const char *s)
 }
 
 
+/*
+ * A record's texts made fit for a JSON line: bytes that are not UTF-8 (a
+ * raw byte in a path, query or form) written as %XX, and a query longer
+ * than NGX_HTTP_FHIR_AUDIT_QUERY_MAX bytes (a huge search form) cut there
+ * and ended with "...(N bytes)", so that a record is always valid JSON and
+ * always fits a syslog datagram: a read is never left without its record.
+ */
+static ngx_int_t
+ngx_http_fhir_audit_texts(ngx_pool_t *pool, fhir_audit_record_t *f)
+{
+    u_char              *p, *last;
+    size_t               len;
+    ngx_uint_t           i;
+    fhir_audit_text_t   *t;
+    fhir_audit_text_t   *texts[] = {
+        &f->request_id, &f->batch_id, &f->client_ip, &f->subject, &f->tenant,
+        &f->client_id, &f->resource_type, &f->resource_id, &f->patient
+    };
+
+    if (f->query.data && f->query.len > NGX_HTTP_FHIR_AUDIT_QUERY_MAX) {
+        p = ngx_pnalloc(pool, NGX_HTTP_FHIR_AUDIT_QUERY_MAX * 3
+                              + sizeof("...( bytes)") + NGX_SIZE_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        len = fhir_audit_utf8_fix((char *) p, f->query.data,
+                                  NGX_HTTP_FHIR_AUDIT_QUERY_MAX);
+        last = ngx_sprintf(p + len, "...(%uz bytes)", f->query.len);
+        f->query.data = (char *) p;
+        f->query.len = last - p;
+
+    } else if (f->query.data
+               && !fhir_audit_utf8_ok(f->query.data, f->query.len))
+    {
+        p = ngx_pnalloc(pool, f->query.len * 3);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        f->query.len = fhir_audit_utf8_fix((char *) p, f->query.data,
+                                           f->query.len);
+        f->query.data = (char *) p;
+    }
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        t = texts[i];
+
+        if (t->data == NULL || fhir_audit_utf8_ok(t->data, t->len)) {
+            continue;
+        }
+
+        p = ngx_pnalloc(pool, t->len * 3);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        t->len = fhir_audit_utf8_fix((char *) p, t->data, t->len);
+        t->data = (char *) p;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_audit_conf_t *acf, ngx_http_fhir_audit_common_t *cm,
@@ -888,6 +956,13 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_audit_opt(&f.resource_id, w->resource_id);
     ngx_http_fhir_audit_opt(&f.patient, w->patient);
     ngx_http_fhir_audit_text(&f.query, query, query ? query_len : 0);
+
+    if (ngx_http_fhir_audit_texts(r->pool, &f) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "fhir: audit record not built");
+        ngx_http_fhir_audit_failed = 1;
+        return NGX_ERROR;
+    }
 
     f.status = status;
     f.upstream_status = cm->upstream_status;

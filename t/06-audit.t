@@ -105,6 +105,47 @@ for my $c (@cases) {
     is($a->{query}, 'family=adam&birthdate=1925-12-23', 'POST _search: the form is the query');
 }
 
+# bytes that are not UTF-8 in the query or the path (raw in the request
+# line, which nginx lets through): the record is still UTF-8 JSON, those
+# bytes written %XX as a URL would carry them
+sub raw_get {
+    my ($path) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$g->{port}") or die $!;
+    print $s "GET $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        . 'Authorization: Bearer ' . FhirTest::token_for($g, 'datica') . "\r\n\r\n";
+    my $res = join '', <$s>;
+    return $res =~ /^X-Request-Id: (\S+)/mi ? $1 : '';
+}
+{
+    require Encode;
+    require IO::Socket::INET;
+    for my $t (["/fhir/datica/Patient?family=\xff\xfe&given=Jos\xc3\xa9", 'query',
+                "family=%FF%FE&given=Jos\x{e9}"],
+               ["/fhir/datica/Patient/x\xc0\xaf", 'resource_id', 'x%C0%AF']) {
+        my $rid = raw_get($t->[0]);
+        select(undef, undef, undef, 0.2);
+        open my $fh, '<', $log or die;
+        my @lines = grep { $rid ne '' && /"request_id":"\Q$rid\E"/ } <$fh>;
+        is(scalar @lines, 1, "raw bytes in the $t->[1]: one record");
+        ok(eval { Encode::decode('UTF-8', my $copy = $lines[0] // '', Encode::FB_CROAK()); 1 },
+           "raw bytes in the $t->[1]: the record is valid UTF-8");
+        my $j = eval { JSON::PP->new->utf8->decode($lines[0] // '') } // {};
+        is($j->{$t->[1]}, $t->[2], "raw bytes in the $t->[1]: written %XX, UTF-8 kept");
+    }
+}
+
+# a search form of 70,000 bytes: its record carries the first 4,096 and
+# says how long it was (a record always fits a syslog datagram)
+{
+    my $form = 'family=' . ('a' x 70000);
+    my $r = http_post("$u/fhir/datica/Patient/_search", $form,
+                      'Content-Type' => 'application/x-www-form-urlencoded');
+    my @rec = for_request($r->{headers}{'x-request-id'} // 'none');
+    is(scalar @rec, 1, 'a huge search form: one record');
+    is($rec[0]{query}, 'family=' . ('a' x 4089) . '...(70007 bytes)',
+       'a huge search form: its first 4,096 bytes, and its length');
+}
+
 # a batch: one record per entry, sharing the batch id
 {
     my $batch = '{"resourceType":"Bundle","type":"batch","entry":['

@@ -95,6 +95,22 @@ my $pid = 'smart-1288992';
     my $j = eval { JSON::PP->new->decode($json) };
     is($j->{event}, 'patient.read', 'the record is the message');
     ok($j->{hmac}, '... sealed');
+
+    # a search form of 70,000 bytes: its record still fits a datagram (its
+    # query cut at 4,096 bytes), so the read is not left without a record
+    my $big = FhirTest::http_post($g->url . '/fhir/datica/Patient/_search',
+                                  'family=' . ('a' x 70000),
+                                  'Content-Type' => 'application/x-www-form-urlencoded');
+    my $rid = $big->{headers}{'x-request-id'} // 'none';
+    my ($bm);
+    for (1 .. 20) {
+        my $m;
+        while ($srv->recv($m, 65536)) { $bm = $m if $m =~ /"request_id":"\Q$rid\E"/ }
+        last if $bm;
+        select(undef, undef, undef, 0.1);
+    }
+    ok($bm && $bm =~ /"query":"family=a{4089}\.\.\.\(70007 bytes\)"/,
+       'a huge search form: its record reaches syslog, the query cut and its length said');
     $g->stop;
 }
 

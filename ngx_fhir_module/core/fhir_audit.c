@@ -2,6 +2,7 @@
  * ngx_fhir core: audit records (see fhir_audit.h).
  */
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,119 @@ fhir_audit_patient_from_args(const char *args, size_t len, int patient_type,
 
         p += n + (amp ? 1 : 0);
     }
+}
+
+
+/* the length of the valid UTF-8 character at p, or 0 */
+static size_t
+fhir_utf8_char(const unsigned char *p, const unsigned char *end)
+{
+    size_t    n, i;
+    unsigned  c, cp;
+
+    c = p[0];
+
+    if (c < 0x80) {
+        return 1;
+    }
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1; cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2; cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3; cp = c & 0x07;
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) <= n) {
+        return 0;
+    }
+
+    for (i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+    {
+        return 0;
+    }
+
+    return n + 1;
+}
+
+
+int
+fhir_audit_utf8_ok(const char *s, size_t len)
+{
+    size_t                n;
+    const unsigned char  *p, *end;
+
+    p = (const unsigned char *) s;
+    end = p + len;
+
+    while (p < end) {
+        if (*p < 0x80) {
+            uint64_t  w;
+
+            /* ASCII, eight bytes at a time */
+            while (end - p >= 8) {
+                memcpy(&w, p, 8);
+                if (w & 0x8080808080808080ULL) {
+                    break;
+                }
+                p += 8;
+            }
+            while (p < end && *p < 0x80) {
+                p++;
+            }
+            continue;
+        }
+        n = fhir_utf8_char(p, end);
+        if (n == 0) {
+            return 0;
+        }
+        p += n;
+    }
+
+    return 1;
+}
+
+
+size_t
+fhir_audit_utf8_fix(char *out, const char *s, size_t len)
+{
+    static const char     hex[] = "0123456789ABCDEF";
+    char                 *o;
+    size_t                n;
+    const unsigned char  *p, *end;
+
+    p = (const unsigned char *) s;
+    end = p + len;
+    o = out;
+
+    while (p < end) {
+        n = (*p < 0x80) ? 1 : fhir_utf8_char(p, end);
+
+        if (n) {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+            continue;
+        }
+
+        *o++ = '%';
+        *o++ = hex[*p >> 4];
+        *o++ = hex[*p & 0xf];
+        p++;
+    }
+
+    return (size_t) (o - out);
 }
 
 

@@ -93,6 +93,17 @@ typedef struct {
     long long           bytes;
 } fhir_audit_record_t;
 
+/*
+ * A record's texts come from the request (its path, query or form) and may
+ * hold any bytes; a JSON line must be UTF-8.  fhir_audit_utf8_ok() says
+ * whether len bytes are valid UTF-8 (no overlong form, no surrogate, nothing
+ * above U+10FFFF); fhir_audit_utf8_fix() copies them to out (room for
+ * 3 * len bytes) with each byte that is not part of a valid character
+ * written as %XX, as a URL would carry it, and returns the length written.
+ */
+int    fhir_audit_utf8_ok(const char *s, size_t len);
+size_t fhir_audit_utf8_fix(char *out, const char *s, size_t len);
+
 /* the record's members as "{...", without the closing brace (the text an
  * AuditEvent line carries) */
 int fhir_audit_build(fhir_buf_t *b, const fhir_audit_record_t *r);

@@ -1175,6 +1175,47 @@ test_form(void)
 
 
 
+/* the audit's UTF-8 check and its %XX repair, on valid characters of
+ * every length and on each kind of invalid sequence */
+static void
+test_utf8(void)
+{
+    static const struct {
+        const char  *in;
+        int          ok;
+        const char  *fixed;
+    } cases[] = {
+        { "", 1, "" },
+        { "patient=123&_count=10", 1, "patient=123&_count=10" },
+        { "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 1,
+          "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+        { "name=\xff\xfe", 0, "name=%FF%FE" },
+        { "\xc0\x80", 0, "%C0%80" },                      /* overlong NUL */
+        { "\xe0\x80\xaf", 0, "%E0%80%AF" },              /* overlong '/' */
+        { "\xed\xa0\x80", 0, "%ED%A0%80" },              /* a surrogate */
+        { "\xf4\x90\x80\x80", 0, "%F4%90%80%80" },      /* > U+10FFFF */
+        { "a\x80" "b", 0, "a%80b" },                          /* a lone continuation */
+        { "\xe2\x82", 0, "%E2%82" },                      /* cut at the end */
+        { "\xe2\x82x\xc3\xa9", 0, "%E2%82x\xc3\xa9" },  /* cut, then valid */
+        { "abcdefgh\xff" "abcdefgh", 0, "abcdefgh%FFabcdefgh" },
+    };
+    char    out[64];
+    size_t  i, n;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK(fhir_audit_utf8_ok(cases[i].in, strlen(cases[i].in))
+              == cases[i].ok, "utf8: case %zu is %svalid", i,
+              cases[i].ok ? "" : "in");
+        n = fhir_audit_utf8_fix(out, cases[i].in, strlen(cases[i].in));
+        CHECK(n == strlen(cases[i].fixed)
+              && memcmp(out, cases[i].fixed, n) == 0
+              && fhir_audit_utf8_ok(out, n),
+              "utf8: case %zu repaired as %s (%.*s)", i, cases[i].fixed,
+              (int) n, out);
+    }
+}
+
+
 /* the escaper against a byte-by-byte reference, on every byte value and
  * on runs of each length around the word sizes */
 static void
@@ -1241,6 +1282,7 @@ main(int argc, char **argv)
     test_form();
     test_code_systems();
     test_escape();
+    test_utf8();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
     test_golden("t/golden/stu3", FHIR_STU3);
