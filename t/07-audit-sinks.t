@@ -141,7 +141,8 @@ my $pid = 'smart-1288992';
             close $in;
         }
     }
-    my $g = start_gateway(name => 'audit-fifo', env => { AUDIT_LOG => $fifo });
+    my $g = start_gateway(name => 'audit-fifo', env => { AUDIT_LOG => $fifo },
+                          extra_http => "fhir_audit_fail_closed on;\n");
     my $r = http_get($g->url . "/fhir/datica/Patient/$pid");
     is($r->{status}, 200, 'served with a FIFO as the audit sink');
     http_get($g->url . "/fhir/redox/Observation?patient=$pid&category=vital-signs");
@@ -160,11 +161,19 @@ my $pid = 'smart-1288992';
     is($after[4], $before[4], 'the FIFO keeps its owner');
     like($g->error_log, qr/audit log "\Q$fifo\E" is not a regular file: its mode and owner are left as they are/,
          'the error log says so');
+
+    # the collector goes away: the next record cannot be written (a broken
+    # pipe), and with fhir_audit_fail_closed the reads after it are refused
+    kill 'KILL', $reader;
+    waitpid($reader, 0);
+    http_get($g->url . "/fhir/datica/Patient/$pid");
+    my $refused = http_get($g->url . "/fhir/datica/Patient/$pid");
+    is($refused->{status}, 503, 'the FIFO without its reader: PHI refused (fail-closed)');
+    like($g->error_log, qr/audit record not written to "\Q$fifo\E".*Broken pipe/,
+         'the FIFO without its reader: the error log says why');
     $g->stop;
     my $out = `$top/build/fhir-audit-verify --key @{[ $g->prefix ]}/secrets/audit.key $copy 2>&1`;
     is($?, 0, 'the records through the FIFO verify') or diag $out;
-    kill 'KILL', $reader;
-    waitpid($reader, 0);
 }
 
 done_testing();
