@@ -176,54 +176,10 @@ fhir_audit_patient_from_args(const char *args, size_t len, int patient_type,
 }
 
 
-/* the length of the valid UTF-8 character at p, or 0 */
-static size_t
-fhir_utf8_char(const unsigned char *p, const unsigned char *end)
-{
-    size_t    n, i;
-    unsigned  c, cp;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        return 1;
-    }
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 1; cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 2; cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 3; cp = c & 0x07;
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (end - p) <= n) {
-        return 0;
-    }
-
-    for (i = 1; i <= n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-    {
-        return 0;
-    }
-
-    return n + 1;
-}
-
-
 int
 fhir_audit_utf8_ok(const char *s, size_t len)
 {
-    size_t                n;
+    int                   n;
     const unsigned char  *p, *end;
 
     p = (const unsigned char *) s;
@@ -247,7 +203,7 @@ fhir_audit_utf8_ok(const char *s, size_t len)
             continue;
         }
         n = fhir_utf8_char(p, end);
-        if (n == 0) {
+        if (n <= 0) {
             return 0;
         }
         p += n;
@@ -261,8 +217,8 @@ size_t
 fhir_audit_utf8_fix(char *out, const char *s, size_t len)
 {
     static const char     hex[] = "0123456789ABCDEF";
+    int                   n;
     char                 *o;
-    size_t                n;
     const unsigned char  *p, *end;
 
     p = (const unsigned char *) s;
@@ -272,7 +228,7 @@ fhir_audit_utf8_fix(char *out, const char *s, size_t len)
     while (p < end) {
         n = (*p < 0x80) ? 1 : fhir_utf8_char(p, end);
 
-        if (n) {
+        if (n > 0) {
             memcpy(o, p, n);
             o += n;
             p += n;

@@ -339,8 +339,9 @@ static int
 fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
     const unsigned char *p)
 {
+    int                   n;
+    unsigned              c, i;
     const unsigned char  *end;
-    unsigned              c, n, i, cp;
 
     end = (const unsigned char *) ps->end;
 
@@ -405,42 +406,21 @@ fj_parse_string_slow(fj_parser_t *ps, const char **raw, size_t *raw_len,
         }
 
         /* UTF-8 multi-byte sequence */
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1; cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2; cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3; cp = c & 0x07;
-        } else {
-            ps->err = "invalid UTF-8 in string";
-            ps->p = (const char *) p;
-            return -1;
-        }
+        n = fhir_utf8_char(p, end);
 
-        if (p + n >= end) {
+        if (n == -1) {
             ps->err = "unterminated string";
             ps->p = ps->end;
             return -1;
         }
 
-        for (i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) {
-                ps->err = "invalid UTF-8 in string";
-                ps->p = (const char *) p;
-                return -1;
-            }
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-            || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-        {
+        if (n == 0) {
             ps->err = "invalid UTF-8 in string";
             ps->p = (const char *) p;
             return -1;
         }
 
-        p += n + 1;
+        p += n;
 
     plain:
 

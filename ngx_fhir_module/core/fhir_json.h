@@ -34,6 +34,51 @@ void fhir_buf_free(fhir_buf_t *b);
 int  fhir_json_escape(fhir_buf_t *out, const char *s, size_t len);
 
 
+/*
+ * The UTF-8 character whose first byte (0x80 or above) is at p: its length
+ * (2 to 4 bytes); 0 when it is not valid UTF-8 (a bad first or continuation
+ * byte, an overlong form, a surrogate, a code point above U+10FFFF); -1 when
+ * the text ends inside it (more bytes may complete it).
+ */
+static inline int
+fhir_utf8_char(const unsigned char *p, const unsigned char *end)
+{
+    int       n, i;
+    unsigned  c, cp;
+
+    c = p[0];
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1; cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2; cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3; cp = c & 0x07;
+    } else {
+        return 0;
+    }
+
+    if (end - p <= n) {
+        return -1;
+    }
+
+    for (i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+    {
+        return 0;
+    }
+
+    return n + 1;
+}
+
+
 /* JSON's whitespace (RFC 8259: space, tab, line feed, carriage return) */
 #define FJ_IS_WS(c)                                                           \
     ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
