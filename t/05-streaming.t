@@ -247,6 +247,21 @@ gated_end($g->{port}, 'gated end', 1);
 # spread over them arrives whole, not the filter's waiting)
 gated_end($small_port, 'gated end, small proxy buffers', 0);
 
+# the converted body has new bytes and a new length: the partner's strong
+# ETag (nginx serving the file sends one) reaches the caller weakened, and
+# no Content-Length is passed on (the body is sent chunked)
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $big_port, Proto => 'tcp')
+        or die $!;
+    print $s "HEAD /fhir/big/Observation.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    my $h = join '', <$s>;
+    my $direct = HTTP::Tiny->new->head("http://127.0.0.1:$big_up/fhir/Observation.json");
+    like($direct->{headers}{etag} // '', qr/^"/, 'the partner sends a strong ETag');
+    like($h, qr/^HTTP\/1\.1 200/, 'HEAD through the gateway: 200');
+    like($h, qr/^ETag: W\/"/mi, 'the ETag reaches the caller weakened');
+    unlike($h, qr/^Content-Length:/mi, 'no Content-Length from the partner');
+}
+
 # a second request on the same worker still works
 is(http_get("$u/fhir/redox/Patient/smart-1288992")->{status}, 200, 'the worker goes on serving');
 $g->stop;
