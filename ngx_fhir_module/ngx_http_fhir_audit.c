@@ -190,10 +190,11 @@ ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
      * whoever opened the audit file in the moment before it is made 0600
      * could read every record after.  So a missing file is created here
      * with the audit mode first (nginx then opens what exists), and again
-     * just before each reopen, by the hook nginx calls then.
+     * just before each reopen, by the hook nginx calls then (with the
+     * mode of the configuration in force: set when a cycle starts, in
+     * ngx_http_fhir_audit_init_module(), so that a reload that fails leaves
+     * it as it was).
      */
-    ngx_http_fhir_audit_mode = acf->mode;
-
     if (ngx_process != NGX_PROCESS_SIGNALLER) {
         ngx_http_fhir_audit_create(acf->file->name.data, acf->mode, cf->log);
     }
@@ -303,6 +304,8 @@ ngx_http_fhir_audit_init_module(ngx_cycle_t *cycle)
     if (acf->file == NULL || acf->file->fd == NGX_INVALID_FILE) {
         return NGX_OK;
     }
+
+    ngx_http_fhir_audit_mode = acf->mode;
 
     /* the audit file is not for everyone to read; what is not a regular
      * file (a FIFO to a collector, a container's /dev/stdout, /dev/null)

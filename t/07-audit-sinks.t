@@ -176,4 +176,25 @@ my $pid = 'smart-1288992';
     is($?, 0, 'the records through the FIFO verify') or diag $out;
 }
 
+# mode=0640 (a log shipper's group may read the file): the file has that
+# mode from the start, and so does the new file nginx reopens at USR1,
+# before any record
+{
+    my $log = "$top/build/t/audit-0640/logs/audit.log";
+    my $g = start_gateway(name => 'audit-0640', env => { AUDIT_LOG => "$log mode=0640" });
+    is((stat $log)[2] & 0777, 0640, 'mode=0640: the audit file is 0640');
+    is(http_get($g->url . "/fhir/datica/Patient/$pid")->{status}, 200, 'mode=0640: served');
+    rename $log, "$log.1" or die $!;
+    open my $pf, '<', $g->prefix . '/logs/nginx.pid' or die;
+    chomp(my $mpid = <$pf>);
+    kill 'USR1', $mpid;
+    select(undef, undef, undef, 0.5);
+    is((stat $log)[2] & 0777, 0640, 'mode=0640: the reopened file is 0640 before its first record');
+    http_get($g->url . "/fhir/datica/Patient/$pid");
+    select(undef, undef, undef, 0.2);
+    my $out = `$top/build/fhir-audit-verify --key @{[ $g->prefix ]}/secrets/audit.key $log.1 $log 2>&1`;
+    is($?, 0, 'mode=0640: the chains continue across the files') or diag $out;
+    $g->stop;
+}
+
 done_testing();
