@@ -21,11 +21,32 @@ my $pid = 'smart-1288992';
     http_get("$u/fhir/nosuch/Patient/$pid");
     http_get("$u/fhir/datica/Observation/smart-Observation-854-bmi");
     http_get("$u/fhir/datica/Patient/no-such-patient");
+    # raw bytes that are not UTF-8 in the query, and a 70,000-byte search
+    # form: their AuditEvents are UTF-8 JSON too, and valid R4 (below)
+    {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$g->{port}") or die $!;
+        print $s "GET /fhir/datica/Patient?family=\xff\xfe HTTP/1.1\r\nHost: x\r\n"
+            . "Connection: close\r\n\r\n";
+        my $ignored = join '', <$s>;
+        FhirTest::http_post("$u/fhir/datica/Patient/_search", 'family=' . ('a' x 70000),
+                            'Content-Type' => 'application/x-www-form-urlencoded');
+    }
     select(undef, undef, undef, 0.3);
     my $log = $g->prefix . '/logs/audit.log';
     open my $fh, '<', $log or die;
-    my @ev = map { JSON::PP->new->decode($_) } <$fh>;
+    my @lines = <$fh>;
+    require Encode;
+    is(scalar(grep { !eval { Encode::decode('UTF-8', my $c = $_, Encode::FB_CROAK()); 1 } } @lines), 0,
+       'every AuditEvent line is UTF-8 (raw request bytes written %XX)');
+    my @ev = map { JSON::PP->new->utf8->decode($_) } @lines;
     ok(@ev >= 4, 'AuditEvent lines written');
+    ok((grep { grep { ($_->{query} // '') ne ''
+                      && MIME::Base64::decode_base64($_->{query}) eq 'family=%FF%FE' } @{ $_->{entity} // [] } } @ev),
+       'the raw bytes of a query, %XX in its AuditEvent');
+    ok((grep { grep { ($_->{query} // '') ne ''
+                      && MIME::Base64::decode_base64($_->{query}) =~ /^family=a{4089}\.\.\.\(70007 bytes\)\z/ }
+               @{ $_->{entity} // [] } } @ev),
+       'a huge search form: its AuditEvent carries the cut query and its length');
     is(scalar(grep { $_->{resourceType} ne 'AuditEvent' } @ev), 0, 'every line is an AuditEvent');
     my ($read) = grep { ($_->{subtype}[0]{code} // '') eq 'read' && $_->{entity}
                         && $_->{outcome} eq '0' } @ev;
