@@ -864,17 +864,19 @@ ngx_http_fhir_audit_opt(fhir_audit_text_t *t, const char *s)
  * than NGX_HTTP_FHIR_AUDIT_QUERY_MAX bytes (a huge search form) cut there
  * and ended with "...(N bytes)", so that a record is always valid JSON and
  * always fits a syslog datagram: a read is never left without its record.
+ * The texts the module makes itself (request and batch ids, the client's
+ * address) are ASCII and are not looked at.
  */
 static ngx_int_t
 ngx_http_fhir_audit_texts(ngx_pool_t *pool, fhir_audit_record_t *f)
 {
-    u_char              *p, *last;
+    u_char              *p;
     size_t               len;
     ngx_uint_t           i;
     fhir_audit_text_t   *t;
     fhir_audit_text_t   *texts[] = {
-        &f->request_id, &f->batch_id, &f->client_ip, &f->subject, &f->tenant,
-        &f->client_id, &f->resource_type, &f->resource_id, &f->patient
+        &f->subject, &f->tenant, &f->client_id, &f->resource_type,
+        &f->resource_id, &f->patient, &f->query
     };
 
     if (f->query.data && f->query.len > NGX_HTTP_FHIR_AUDIT_QUERY_MAX) {
@@ -885,19 +887,8 @@ ngx_http_fhir_audit_texts(ngx_pool_t *pool, fhir_audit_record_t *f)
         }
         len = fhir_audit_utf8_fix((char *) p, f->query.data,
                                   NGX_HTTP_FHIR_AUDIT_QUERY_MAX);
-        last = ngx_sprintf(p + len, "...(%uz bytes)", f->query.len);
-        f->query.data = (char *) p;
-        f->query.len = last - p;
-
-    } else if (f->query.data
-               && !fhir_audit_utf8_ok(f->query.data, f->query.len))
-    {
-        p = ngx_pnalloc(pool, f->query.len * 3);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-        f->query.len = fhir_audit_utf8_fix((char *) p, f->query.data,
-                                           f->query.len);
+        f->query.len = ngx_sprintf(p + len, "...(%uz bytes)", f->query.len)
+                       - p;
         f->query.data = (char *) p;
     }
 
