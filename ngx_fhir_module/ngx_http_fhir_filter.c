@@ -259,6 +259,11 @@ ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         r->headers_out.location = NULL;
     }
 
+    if (r->headers_out.content_range) {
+        r->headers_out.content_range->hash = 0;
+        r->headers_out.content_range = NULL;
+    }
+
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
@@ -564,6 +569,24 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     if (r->header_only || status == NGX_HTTP_NO_CONTENT
         || status == NGX_HTTP_NOT_MODIFIED)
     {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* a part of a body is not JSON that can be converted; the gateway
+     * asks for the whole (fhir_proxy.conf clears the caller's Range) */
+    if (status == NGX_HTTP_PARTIAL_CONTENT) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "fhir: partner \"%V\" answered 206 with a part of "
+                      "the body, which cannot be converted (does the "
+                      "location include fhir_proxy.conf, which clears the "
+                      "caller's Range header?)", &ctx->partner->name);
+        ngx_str_set(&text, "the partner sent a part of the body, which the "
+                           "gateway cannot convert");
+        if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
         return ngx_http_next_header_filter(r);
     }
 

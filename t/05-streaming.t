@@ -33,6 +33,11 @@ my $big_dir = FhirTest::top_dir() . '/build/t/streaming-big';
                    grep { $_->{resource}{resourceType} eq 'Observation' } @{ $js->decode(<$fh>)->{entry} };
     }
     my @enc = map { $js->encode({ resource => $_ }) } @obs;
+    # and a small one, for byte ranges
+    open my $sm, '>', "$big_dir/fhir/Small.json" or die $!;
+    print $sm '{"resourceType":"Bundle","type":"searchset","total":3,"entry":['
+        . join(',', @enc[0 .. 2]) . ']}';
+    close $sm;
     open my $o, '>', "$big_dir/fhir/Observation.json" or die $!;
     print $o '{"resourceType":"Bundle","type":"searchset","total":' . $big_n . ',"entry":['
         . join(',', map { $enc[$_ % @enc] } 0 .. $big_n - 1) . ']}';
@@ -260,6 +265,32 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     like($h, qr/^HTTP\/1\.1 200/, 'HEAD through the gateway: 200');
     like($h, qr/^ETag: W\/"/mi, 'the ETag reaches the caller weakened');
     unlike($h, qr/^Content-Length:/mi, 'no Content-Length from the partner');
+}
+
+# a caller's byte range: a range of the converted body is not a range of the
+# partner's.  fhir_proxy.conf clears Range (and If-Range), so the partner
+# sends the whole body and the caller gets it whole, 200; a location
+# without it gets the partner's 206, which cannot be converted: a 502
+{
+    my $direct = HTTP::Tiny->new->get("http://127.0.0.1:$big_up/fhir/Small.json",
+                                      { headers => { Range => 'bytes=0-99' } });
+    is($direct->{status}, 206, 'the partner answers a Range with 206');
+
+    my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json",
+                                 { headers => { Range => 'bytes=0-99' } });
+    is($r->{status}, 200, 'Range through fhir_proxy.conf: 200, the whole body');
+    my $b = json_of($r);
+    is(scalar @{ $b->{entry} || [] }, 3, '... all of it, converted');
+    ok(!exists $r->{headers}{'content-range'} && !exists $r->{headers}{'accept-ranges'},
+       '... with no Content-Range or Accept-Ranges');
+
+    $r = HTTP::Tiny->new->get("http://127.0.0.1:$small_port/fhir/big/Small.json",
+                              { headers => { Range => 'bytes=0-99' } });
+    is($r->{status}, 502, 'a 206 from the partner (Range not cleared): 502');
+    is(json_of($r)->{resourceType}, 'OperationOutcome', '... as an OperationOutcome');
+    ok(!exists $r->{headers}{'content-range'}, '... without the partner\'s Content-Range');
+    like($g->error_log, qr/partner "big" answered 206 .*fhir_proxy\.conf/,
+         '... and the error log says why');
 }
 
 # a second request on the same worker still works
