@@ -210,6 +210,56 @@ ngx_http_fhir_status_text(ngx_uint_t status)
 }
 
 
+/*
+ * The partner's digests of its body (Content-MD5, RFC 3230's Digest, RFC
+ * 9530's Content-Digest and Repr-Digest) do not match what the caller gets:
+ * a client that checks one would refuse the converted body, or worse, a
+ * cache or tool would pair the partner's digest with other bytes.
+ */
+static void
+ngx_http_fhir_clear_digests(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if ((h[i].key.len == 11
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-MD5", 11)
+                == 0)
+            || (h[i].key.len == 6
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Digest", 6)
+                   == 0)
+            || (h[i].key.len == 14
+                && ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "Content-Digest", 14) == 0)
+            || (h[i].key.len == 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Repr-Digest",
+                                   11) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+}
+
+
 /* prepares an OperationOutcome as the whole body, with this status */
 static ngx_int_t
 ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
@@ -267,6 +317,7 @@ ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
+    ngx_http_fhir_clear_digests(r);
 
     return ngx_http_fhir_set_content_type(r);
 }
@@ -640,6 +691,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
     ngx_http_weak_etag(r);
+    ngx_http_fhir_clear_digests(r);
     ngx_http_fhir_set_content_type(r);
 
     if (r->method == NGX_HTTP_HEAD) {

@@ -49,7 +49,11 @@ fhir_buffers 2 4k;
 fhir_partner big { url http://127.0.0.1:$big_up/fhir; version dstu2; }
 server {
     listen 127.0.0.1:$big_up;
-    location /fhir/ { root $big_dir; default_type "application/json+fhir"; }
+    location /fhir/ {
+        root $big_dir; default_type "application/json+fhir";
+        add_header Content-MD5 "bWQ1"; add_header Digest "sha-256=c2hh";
+        add_header Content-Digest "sha-256=:c2hh:"; add_header Repr-Digest "sha-256=:c2hh:";
+    }
 }
 server {
     listen 127.0.0.1:$big_port;
@@ -265,6 +269,14 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     like($h, qr/^HTTP\/1\.1 200/, 'HEAD through the gateway: 200');
     like($h, qr/^ETag: W\/"/mi, 'the ETag reaches the caller weakened');
     unlike($h, qr/^Content-Length:/mi, 'no Content-Length from the partner');
+
+    # nor do the partner's digests of its body fit the converted body
+    my @dg = qw(content-md5 digest content-digest repr-digest);
+    is(scalar(grep { exists $direct->{headers}{$_} } @dg), 4, 'the partner sends four digests of its body');
+    unlike($h, qr/^(Content-MD5|Digest|Content-Digest|Repr-Digest):/mi, 'none reaches the caller (HEAD)');
+    my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json");
+    is($r->{status}, 200, 'GET of a converted body: 200');
+    is(scalar(grep { exists $r->{headers}{$_} } @dg), 0, '... without the partner\'s digests');
 }
 
 # a caller's byte range: a range of the converted body is not a range of the
@@ -289,6 +301,8 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     is($r->{status}, 502, 'a 206 from the partner (Range not cleared): 502');
     is(json_of($r)->{resourceType}, 'OperationOutcome', '... as an OperationOutcome');
     ok(!exists $r->{headers}{'content-range'}, '... without the partner\'s Content-Range');
+    ok(!exists $r->{headers}{'content-md5'} && !exists $r->{headers}{'repr-digest'},
+       '... or its digests');
     like($g->error_log, qr/partner "big" answered 206 .*fhir_proxy\.conf/,
          '... and the error log says why');
 }
