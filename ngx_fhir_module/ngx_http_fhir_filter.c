@@ -211,18 +211,83 @@ ngx_http_fhir_status_text(ngx_uint_t status)
 
 
 /*
- * The partner's digests of its body (Content-MD5, RFC 3230's Digest, RFC
- * 9530's Content-Digest and Repr-Digest) do not match what the caller gets:
- * a client that checks one would refuse the converted body, or worse, a
- * cache or tool would pair the partner's digest with other bytes.
+ * The origin of an absolute URL for the error log: "scheme://host[:port]",
+ * without any user information and stopping at the first byte that is not
+ * printable ASCII; an empty string for anything else.
  */
-static void
-ngx_http_fhir_clear_digests(ngx_http_request_t *r)
+static ngx_str_t
+ngx_http_fhir_origin(ngx_pool_t *pool, ngx_str_t *url)
+{
+    u_char     *p, *end, *host, *scheme_end;
+    ngx_str_t   origin;
+
+    ngx_str_null(&origin);
+
+    end = url->data + url->len;
+
+    /* a scheme (RFC 3986: a letter, then letters, digits, "+", "-", ".")
+     * and "://" at the start, or not an absolute URL */
+    for (scheme_end = url->data; scheme_end < end; scheme_end++) {
+        if (!((*scheme_end | 0x20) >= 'a' && (*scheme_end | 0x20) <= 'z')
+            && !(scheme_end > url->data
+                 && ((*scheme_end >= '0' && *scheme_end <= '9')
+                     || *scheme_end == '+' || *scheme_end == '-'
+                     || *scheme_end == '.')))
+        {
+            break;
+        }
+    }
+
+    if (scheme_end == url->data || end - scheme_end < 3
+        || ngx_strncmp(scheme_end, "://", 3) != 0)
+    {
+        return origin;
+    }
+
+    host = scheme_end + 3;
+
+    for (p = host; p < end && *p > ' ' && *p < 0x7f; p++) {
+        if (*p == '/' || *p == '?' || *p == '#') {
+            break;
+        }
+        if (*p == '@') {
+            host = p + 1;
+        }
+    }
+
+    origin.len = (scheme_end - url->data) + 3 + (p - host);
+    origin.data = ngx_pnalloc(pool, origin.len);
+    if (origin.data == NULL) {
+        origin.len = 0;
+        return origin;
+    }
+
+    ngx_memcpy(ngx_cpymem(ngx_cpymem(origin.data, url->data,
+                                     scheme_end - url->data),
+                          "://", 3),
+               host, p - host);
+
+    return origin;
+}
+
+
+/*
+ * Hides the partner's headers that do not fit what the caller gets: its
+ * digests of its body (Content-MD5, RFC 3230's Digest, RFC 9530's
+ * Content-Digest and Repr-Digest), which a client checking one would find
+ * wrong; and, for an OperationOutcome in place of the partner's answer,
+ * every Location (a relative one is only in the list, nginx's upstream
+ * module leaves it out of headers_out.location).  Returns the first
+ * Location seen, hidden or not.
+ */
+static ngx_table_elt_t *
+ngx_http_fhir_hide_headers(ngx_http_request_t *r, ngx_uint_t location)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t  *h, *loc;
 
+    loc = NULL;
     part = &r->headers_out.headers.part;
     h = part->elts;
 
@@ -241,26 +306,38 @@ ngx_http_fhir_clear_digests(ngx_http_request_t *r)
             continue;
         }
 
-        if ((h[i].key.len == 11
-             && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-MD5", 11)
-                == 0)
-            || (h[i].key.len == 6
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Digest", 6)
-                   == 0)
-            || (h[i].key.len == 14
-                && ngx_strncasecmp(h[i].key.data,
-                                   (u_char *) "Content-Digest", 14) == 0)
-            || (h[i].key.len == 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Repr-Digest",
-                                   11) == 0))
+        if (h[i].key.len == 8
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Location", 8) == 0)
+        {
+            if (loc == NULL) {
+                loc = &h[i];
+            }
+            if (location) {
+                h[i].hash = 0;
+            }
+
+        } else if ((h[i].key.len == 11
+                    && ngx_strncasecmp(h[i].key.data,
+                                       (u_char *) "Content-MD5", 11) == 0)
+                   || (h[i].key.len == 6
+                       && ngx_strncasecmp(h[i].key.data,
+                                          (u_char *) "Digest", 6) == 0)
+                   || (h[i].key.len == 14
+                       && ngx_strncasecmp(h[i].key.data,
+                                          (u_char *) "Content-Digest", 14)
+                          == 0)
+                   || (h[i].key.len == 11
+                       && ngx_strncasecmp(h[i].key.data,
+                                          (u_char *) "Repr-Digest", 11) == 0))
         {
             h[i].hash = 0;
         }
     }
+
+    return loc;
 }
 
 
-/* prepares an OperationOutcome as the whole body, with this status */
 static ngx_int_t
 ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *text)
@@ -317,7 +394,7 @@ ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
-    ngx_http_fhir_clear_digests(r);
+    (void) ngx_http_fhir_hide_headers(r, 1);
 
     return ngx_http_fhir_set_content_type(r);
 }
@@ -522,8 +599,9 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 static ngx_int_t
 ngx_http_fhir_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t              text;
+    ngx_str_t              text, origin;
     ngx_uint_t             status;
+    ngx_table_elt_t       *loc;
     ngx_http_fhir_ctx_t   *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
@@ -663,11 +741,39 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     }
 
     if (!ngx_http_fhir_type_is_json(&r->headers_out.content_type)) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "fhir: partner \"%V\" answered %ui with Content-Type "
-                      "\"%V\", not FHIR JSON", &ctx->partner->name, status,
-                      &r->headers_out.content_type);
-        ngx_str_set(&text, "the partner did not answer with FHIR JSON");
+
+        loc = NULL;
+        if (status >= NGX_HTTP_SPECIAL_RESPONSE
+            && status < NGX_HTTP_BAD_REQUEST)
+        {
+            loc = ngx_http_fhir_hide_headers(r, 0);
+        }
+
+        if (loc) {
+            /* a redirect, commonly a partner url with http:// where the
+             * server wants https://, or an old base: the gateway does not
+             * follow it (its token and TLS checks are the url's).  The
+             * log names the target's origin only: its path may name a
+             * patient */
+            origin = ngx_http_fhir_origin(r->pool, &loc->value);
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "fhir: partner \"%V\" answered %ui, a redirect to "
+                          "%s%V, which the gateway does not follow: is the "
+                          "partner's url right?", &ctx->partner->name, status,
+                          origin.len ? "" : "a path on the partner's server",
+                          &origin);
+            ngx_str_set(&text, "the partner redirected the request, which "
+                               "the gateway does not follow");
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "fhir: partner \"%V\" answered %ui with "
+                          "Content-Type \"%V\", not FHIR JSON",
+                          &ctx->partner->name, status,
+                          &r->headers_out.content_type);
+            ngx_str_set(&text, "the partner did not answer with FHIR JSON");
+        }
+
         if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
             != NGX_OK)
         {
@@ -691,7 +797,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
     ngx_http_weak_etag(r);
-    ngx_http_fhir_clear_digests(r);
+    (void) ngx_http_fhir_hide_headers(r, 0);
     ngx_http_fhir_set_content_type(r);
 
     if (r->method == NGX_HTTP_HEAD) {

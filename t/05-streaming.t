@@ -54,6 +54,10 @@ server {
         add_header Content-MD5 "bWQ1"; add_header Digest "sha-256=c2hh";
         add_header Content-Digest "sha-256=:c2hh:"; add_header Repr-Digest "sha-256=:c2hh:";
     }
+    location = /fhir/Moved.json {
+        return 301 https://user:pw\@elsewhere.example:8443/fhir/Patient/secret-77?x=1;
+    }
+    location = /fhir/Here.json { absolute_redirect off; return 302 /fhir/Patient/secret-78; }
 }
 server {
     listen 127.0.0.1:$big_port;
@@ -305,6 +309,25 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
        '... or its digests');
     like($g->error_log, qr/partner "big" answered 206 .*fhir_proxy\.conf/,
          '... and the error log says why');
+}
+
+# a partner that redirects (an http:// url where it wants https://, an old
+# base): not followed; a 502 that says so, and the error log names where
+# to, without the path (it may name a patient) or any user information
+{
+    my $r = HTTP::Tiny->new(max_redirect => 0)->get("http://127.0.0.1:$big_port/fhir/big/Moved.json");
+    is($r->{status}, 502, 'a partner\'s redirect: 502');
+    like(json_of($r)->{issue}[0]{diagnostics} // '', qr/redirected/, '... an OperationOutcome that says so');
+    ok(!exists $r->{headers}{location}, '... with no Location');
+    $r = HTTP::Tiny->new(max_redirect => 0)->get("http://127.0.0.1:$big_port/fhir/big/Here.json");
+    is($r->{status}, 502, 'a partner\'s redirect to a path: 502');
+    ok(!exists $r->{headers}{location}, '... with no Location either (nginx keeps a relative one aside)');
+    my $log = $g->error_log;
+    like($log, qr/partner "big" answered 301, a redirect to https:\/\/elsewhere\.example:8443, which the gateway does not follow/,
+         'the error log names the origin of the redirect');
+    like($log, qr/partner "big" answered 302, a redirect to a path on the partner's server/,
+         '... or says it is a path');
+    unlike($log, qr/secret-7[78]|user:pw/, '... and never the path or user information');
 }
 
 # a second request on the same worker still works
