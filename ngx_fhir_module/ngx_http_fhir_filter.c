@@ -121,7 +121,7 @@ ngx_http_fhir_filter_exit_process(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_fhir_set_content_type(ngx_http_request_t *r)
 {
-    r->headers_out.content_type_len = sizeof(NGX_HTTP_FHIR_CONTENT_TYPE) - 1;
+    r->headers_out.content_type_len = sizeof(NGX_HTTP_FHIR_MEDIA_TYPE) - 1;
     ngx_str_set(&r->headers_out.content_type, NGX_HTTP_FHIR_CONTENT_TYPE);
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.charset.len = 0;

@@ -257,7 +257,11 @@ ngx_uint_t ngx_http_fhir_type_is_form(ngx_str_t *type);
 /* r->buffered: the filter holds input or converted bytes */
 #define NGX_HTTP_FHIR_BUFFERED  0x08
 
-#define NGX_HTTP_FHIR_CONTENT_TYPE  "application/fhir+json; fhirVersion=4.0"
+/* what every gateway answer is; content_type_len is the media type's
+ * length without parameters, as nginx's own modules set it (gzip_types and
+ * the other *_types directives compare that much) */
+#define NGX_HTTP_FHIR_MEDIA_TYPE    "application/fhir+json"
+#define NGX_HTTP_FHIR_CONTENT_TYPE  NGX_HTTP_FHIR_MEDIA_TYPE "; fhirVersion=4.0"
 
 /* nginx names no constants for them */
 #define NGX_HTTP_FHIR_NOT_ACCEPTABLE          406

@@ -46,6 +46,7 @@ my $big_dir = FhirTest::top_dir() . '/build/t/streaming-big';
 my $top = FhirTest::top_dir();
 my $g = start_gateway(name => 'streaming', extra_http => <<"CONF");
 fhir_buffers 2 4k;
+gzip on; gzip_types application/fhir+json; gzip_min_length 1000;
 fhir_partner big { url http://127.0.0.1:$big_up/fhir; version dstu2; }
 server {
     listen 127.0.0.1:$big_up;
@@ -110,6 +111,22 @@ my $u = $g->url;
     is(scalar @{ $b->{entry} || [] }, 1000, 'all 1000 entries arrived');
     ok(time - $t0 < 10, 'in reasonable time');
     ok(!exists $r->{headers}{'content-length'}, 'streamed (no Content-Length)');
+}
+
+# compressed for a caller that asks, when the hospital's nginx has gzip on
+# for the R4 type (gzip_types compares the media type without parameters)
+{
+    my $url = "$u/fhir/datica/Observation?patient=smart-1288992&_count=50";
+    my $plain = http_get($url);
+    my $r = http_get($url, 'Accept-Encoding' => 'gzip');
+    is($r->{headers}{'content-encoding'} // '', 'gzip', 'gzip_types application/fhir+json: compressed');
+    require IO::Uncompress::Gunzip;
+    my $out;
+    IO::Uncompress::Gunzip::gunzip(\$r->{content} => \$out);
+    my ($a, $b) = (json_of({ content => $out // '' }), json_of($plain));
+    delete $_->{id} for grep { ref } $a, $b;   # the mock's Bundle id differs per request
+    ok(ref $a && length($r->{content}) < length($plain->{content}) / 4, '... to less than a quarter');
+    is_deeply($a, $b, '... and the same Bundle once uncompressed');
 }
 
 # a slow client with a tiny receive window: the gateway must wait for it and
