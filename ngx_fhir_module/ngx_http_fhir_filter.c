@@ -698,6 +698,10 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     if (r->header_only || status == NGX_HTTP_NO_CONTENT
         || status == NGX_HTTP_NOT_MODIFIED)
     {
+        /* a 304 confirms the converted body, whose ETag was weakened */
+        if (status == NGX_HTTP_NOT_MODIFIED) {
+            ngx_http_weak_etag(r);
+        }
         return ngx_http_next_header_filter(r);
     }
 

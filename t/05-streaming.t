@@ -300,6 +300,18 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     is(scalar(grep { exists $r->{headers}{$_} } @dg), 0, '... without the partner\'s digests');
 }
 
+# a conditional GET: the partner's 304 carries its ETag weakened too, as
+# the 200 did, so that the caller's validator stays the same
+{
+    my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json");
+    my $etag = $r->{headers}{etag} // '';
+    like($etag, qr/^W\/"/, 'a converted 200 has a weak ETag');
+    $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json",
+                              { headers => { 'If-None-Match' => $etag } });
+    is($r->{status}, 304, 'If-None-Match with it: the partner\'s 304 passes');
+    is($r->{headers}{etag} // '', $etag, '... with the same weak ETag');
+}
+
 # a caller's byte range: a range of the converted body is not a range of the
 # partner's.  fhir_proxy.conf clears Range (and If-Range), so the partner
 # sends the whole body and the caller gets it whole, 200; a location
