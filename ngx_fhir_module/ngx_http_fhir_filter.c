@@ -271,6 +271,39 @@ ngx_http_fhir_origin(ngx_pool_t *pool, ngx_str_t *url)
 }
 
 
+/* the partner's Retry-After, kept for the caller; 0 when there is none */
+static ngx_uint_t
+ngx_http_fhir_retry_after(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == 11
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After", 11)
+               == 0)
+        {
+            *value = h[i].value;
+            return 1;
+        }
+    }
+}
+
+
 /*
  * Hides the partner's headers that do not fit what the caller gets: its
  * digests of its body (Content-MD5, RFC 3230's Digest, RFC 9530's
@@ -599,8 +632,8 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 static ngx_int_t
 ngx_http_fhir_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t              text, origin;
-    ngx_uint_t             status;
+    ngx_str_t              text, origin, retry;
+    ngx_uint_t             status, out;
     ngx_table_elt_t       *loc;
     ngx_http_fhir_ctx_t   *ctx;
 
@@ -747,6 +780,9 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     if (!ngx_http_fhir_type_is_json(&r->headers_out.content_type)) {
 
         loc = NULL;
+        out = NGX_HTTP_BAD_GATEWAY;
+        ngx_str_null(&retry);
+
         if (status >= NGX_HTTP_SPECIAL_RESPONSE
             && status < NGX_HTTP_BAD_REQUEST)
         {
@@ -769,6 +805,27 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             ngx_str_set(&text, "the partner redirected the request, which "
                                "the gateway does not follow");
 
+        } else if (status == NGX_HTTP_TOO_MANY_REQUESTS
+                   || status == NGX_HTTP_SERVICE_UNAVAILABLE)
+        {
+            /* throttled or down for a while: the caller is told so, with
+             * the partner's Retry-After, rather than that it failed */
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "fhir: partner \"%V\" answered %ui (%s)%s%V",
+                          &ctx->partner->name, status,
+                          status == NGX_HTTP_TOO_MANY_REQUESTS
+                          ? "too many requests" : "unavailable",
+                          ngx_http_fhir_retry_after(r, &retry)
+                          ? ", Retry-After: " : "", &retry);
+            if (status == NGX_HTTP_TOO_MANY_REQUESTS) {
+                ngx_str_set(&text, "the partner is limiting the gateway's "
+                                   "requests; retry later");
+            } else {
+                ngx_str_set(&text, "the partner is unavailable; retry "
+                                   "later");
+            }
+            out = status;
+
         } else {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "fhir: partner \"%V\" answered %ui with "
@@ -778,7 +835,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             ngx_str_set(&text, "the partner did not answer with FHIR JSON");
         }
 
-        if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
+        if (ngx_http_fhir_prepare_oo(r, ctx, out, &text)
             != NGX_OK)
         {
             return NGX_ERROR;

@@ -326,6 +326,13 @@ function fault(id, res) {
     case '_fault-html':
       res.writeHead(200, { 'Content-Type': 'text/html' });
       return res.end('<html><body>maintenance</body></html>');
+    case '_fault-busy':
+      // rate limited, as API gateways in front of FHIR servers answer
+      res.writeHead(429, { 'Content-Type': 'text/plain', 'Retry-After': '7' });
+      return res.end('rate limit exceeded');
+    case '_fault-down':
+      res.writeHead(503, { 'Content-Type': 'text/html', 'Retry-After': '30' });
+      return res.end('<html><body>down for maintenance</body></html>');
     case '_fault-broken': {
       const body = '{"resourceType":"Patient","id":"x","name":[{"family":"Broken';
       res.writeHead(200, { 'Content-Type': MIME });

@@ -39,6 +39,8 @@ my @matrix = (
     # id, expected status (599: aborted), error-log pattern, audit outcome
     [ '_fault-html',      502, qr/answered 200 with Content-Type "text\/html"/,           'upstream_error' ],
     [ '_fault-500',       500, undef,                                                    'upstream_error' ],
+    [ '_fault-busy',      429, qr/partner "redox" answered 429 \(too many requests\), Retry-After: 7/, 'upstream_error' ],
+    [ '_fault-down',      503, qr/partner "redox" answered 503 \(unavailable\), Retry-After: 30/, 'upstream_error' ],
     [ '_fault-broken',    502, qr/cannot be converted: truncated JSON/,                   'upstream_error' ],
     [ '_fault-utf8',      502, qr/cannot be converted: invalid UTF-8/,                    'upstream_error' ],
     [ '_fault-dupkey',    502, qr/cannot be converted: duplicate key/,                    'upstream_error' ],
@@ -51,10 +53,15 @@ my @matrix = (
     [ '_fault-reset',     599, qr/broke off before it was complete; response aborted/,    'aborted' ],
 );
 
+my %retry_after = ('_fault-busy' => 7, '_fault-down' => 30);
+
 for my $m (@matrix) {
     my ($id, $status, $log, $outcome) = @$m;
     my $r = http_get("$u/fhir/redox/Patient/$id");
     is($r->{status}, $status, "$id: " . ($status == 599 ? 'aborted' : $status));
+    # a partner throttling or down says when to come back: so does the gateway
+    is($r->{headers}{'retry-after'}, $retry_after{$id}, "$id: the partner's Retry-After passed on")
+        if $retry_after{$id};
     if ($status != 599) {
         is(eval { json_of($r)->{resourceType} }, 'OperationOutcome', "$id: OperationOutcome");
     }
