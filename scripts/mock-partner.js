@@ -503,6 +503,9 @@ const server = http.createServer((req, res) => {
     // HEAD is answered as a GET without its body (Node sends none), and
     // every answer says which method the partner saw
     res.setHeader('X-Mock-Method', req.method);
+    // and which request headers reached it (names), for the tests
+    res.setHeader('X-Mock-Request-Headers', Object.keys(req.headers).sort().join(','));
+    if (req.headers['x-request-id']) res.setHeader('X-Mock-Request-Id', req.headers['x-request-id']);
     const [status, obj] = handleFhir(req.method === 'HEAD' ? 'GET' : req.method, rel, url.searchParams, body, req);
     // a read names its versioned URL on this server, as HAPI does
     if (status === 200 && /^\/[A-Z][A-Za-z]+\/[^/_][^/]*$/.test(rel)) {

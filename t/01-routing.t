@@ -32,6 +32,31 @@ for my $p (qw(redox datica infor dapasoft)) {
        "$p: Content-Location on the gateway's route");
 }
 
+# what of the caller's request reaches the partner: an allow-list
+# (fhir_proxy.conf), so that its credentials, cookies and the identity
+# headers a front end adds never do
+{
+    my $r = http_get("$u/fhir/datica/Patient/smart-1288992",
+                     'Cookie' => 'session=caller-secret',
+                     'Proxy-Authorization' => 'Basic Y2FsbGVyOnNlY3JldA==',
+                     'X-MS-CLIENT-PRINCIPAL' => 'eyJ1c2VyIjoiZHIuc21pdGgifQ==',
+                     'X-Forwarded-For' => '10.1.2.3', 'Forwarded' => 'for=10.1.2.3',
+                     'X-Custom-Phi' => 'Adams', 'Range' => 'bytes=0-10',
+                     'If-Modified-Since' => 'Sat, 01 Jan 2000 00:00:00 GMT',
+                     'Prefer' => 'handling=strict', 'Accept' => 'application/json');
+    is($r->{status}, 200, 'a read with many caller headers: 200');
+    my %got = map { $_ => 1 } split /,/, $r->{headers}{'x-mock-request-headers'} // '';
+    ok(%got, 'the partner says which headers it got');
+    ok(!$got{$_}, "the caller's $_ does not reach the partner")
+        for qw(cookie proxy-authorization x-ms-client-principal x-forwarded-for forwarded
+               x-custom-phi range);
+    ok($got{$_}, "$_ reaches the partner")
+        for qw(authorization accept accept-encoding host if-modified-since prefer user-agent
+               x-request-id);
+    is($r->{headers}{'x-mock-request-id'}, $r->{headers}{'x-request-id'},
+       'the partner gets the request id of the gateway\'s logs');
+}
+
 # a DSTU2 MedicationOrder read as MedicationRequest: its Content-Location too
 {
     my $b = json_of(http_get("$u/fhir/datica/MedicationRequest?patient=smart-1288992&_count=1"));

@@ -313,7 +313,7 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
 }
 
 # a caller's byte range: a range of the converted body is not a range of the
-# partner's.  fhir_proxy.conf clears Range (and If-Range), so the partner
+# partner's.  fhir_proxy.conf does not pass Range (nor If-Range), so the partner
 # sends the whole body and the caller gets it whole, 200; a location
 # without it gets the partner's 206, which cannot be converted: a 502
 {
