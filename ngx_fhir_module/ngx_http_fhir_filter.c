@@ -130,6 +130,41 @@ ngx_http_fhir_set_content_type(ngx_http_request_t *r)
 }
 
 
+/*
+ * X-Request-Id on every gateway answer: the id of the access log, the audit
+ * trail and the error log, for support calls.  Added here, not with an
+ * add_header in fhir_proxy.conf: nginx inherits the server's add_header
+ * lines (HSTS, ...) only into a location that has none of its own.
+ */
+static ngx_int_t
+ngx_http_fhir_request_id_header(ngx_http_request_t *r)
+{
+    ngx_table_elt_t            *h;
+    ngx_http_variable_value_t  *v;
+
+    if (ngx_http_fhir_request_id_index == NGX_ERROR) {
+        return NGX_OK;
+    }
+
+    v = ngx_http_get_indexed_variable(r, ngx_http_fhir_request_id_index);
+    if (v == NULL || v->not_found) {
+        return NGX_OK;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "X-Request-Id");
+    h->value.data = v->data;
+    h->value.len = v->len;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_fhir_no_store(ngx_http_request_t *r)
 {
@@ -661,7 +696,9 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (ngx_http_fhir_no_store(r) != NGX_OK) {
+    if (ngx_http_fhir_no_store(r) != NGX_OK
+        || ngx_http_fhir_request_id_header(r) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -54,6 +54,10 @@ server {
         root $big_dir; default_type "application/json+fhir";
         add_header Content-MD5 "bWQ1"; add_header Digest "sha-256=c2hh";
         add_header Content-Digest "sha-256=:c2hh:"; add_header Repr-Digest "sha-256=:c2hh:";
+        add_header Strict-Transport-Security "max-age=1; includeSubDomains";
+        add_header Alt-Svc 'h3=":443"'; add_header Clear-Site-Data '"*"';
+        add_header Access-Control-Allow-Origin "*"; add_header X-Powered-By "PartnerStack 1.0";
+        add_header Content-Security-Policy "default-src 'none'";
     }
     location = /fhir/Moved.json {
         return 301 https://user:pw\@elsewhere.example:8443/fhir/Patient/secret-77?x=1;
@@ -62,6 +66,7 @@ server {
 }
 server {
     listen 127.0.0.1:$big_port;
+    add_header X-Server-Level "kept" always;
     location /fhir/ {
         fhir_gateway on;
         fhir_auth off;
@@ -298,6 +303,16 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json");
     is($r->{status}, 200, 'GET of a converted body: 200');
     is(scalar(grep { exists $r->{headers}{$_} } @dg), 0, '... without the partner\'s digests');
+
+    # the server's add_header lines still apply in the gateway's location
+    # (fhir_proxy.conf has none of its own), and the module adds the id
+    is($r->{headers}{'x-server-level'}, 'kept', 'the server\'s add_header reaches the caller');
+    like($r->{headers}{'x-request-id'} // '', qr/^[0-9a-f]{32}$/, '... and so does X-Request-Id');
+    # the partner's policy headers for a browser are the hospital's to set
+    my @pol = qw(strict-transport-security alt-svc clear-site-data access-control-allow-origin
+                 x-powered-by content-security-policy);
+    is(scalar(grep { exists $direct->{headers}{$_} } @pol), scalar @pol, 'the partner sends policy headers');
+    is(join(',', grep { exists $r->{headers}{$_} } @pol), '', '... none reaches the caller');
 }
 
 # a conditional GET: the partner's 304 carries its ETag weakened too, as
