@@ -310,32 +310,15 @@ ngx_http_fhir_origin(ngx_pool_t *pool, ngx_str_t *url)
 static ngx_uint_t
 ngx_http_fhir_retry_after(ngx_http_request_t *r, ngx_str_t *value)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == 11
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After", 11)
-               == 0)
-        {
-            *value = h[i].value;
-            return 1;
-        }
+    h = ngx_http_fhir_find_header(&r->headers_out.headers, "Retry-After", 11);
+    if (h == NULL) {
+        return 0;
     }
+
+    *value = h->value;
+    return 1;
 }
 
 

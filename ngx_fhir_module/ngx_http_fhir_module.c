@@ -511,6 +511,37 @@ ngx_http_fhir_create_ctx(ngx_http_request_t *r)
 }
 
 
+/* the first live header named name (len bytes, any case) of a list */
+ngx_table_elt_t *
+ngx_http_fhir_find_header(ngx_list_t *headers, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &headers->part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
 /* a response header whose key and value outlive the request */
 ngx_table_elt_t *
 ngx_http_fhir_add_header(ngx_http_request_t *r, const char *key,
@@ -1179,6 +1210,8 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     /* POST: a batch to the base, or a search; nothing else is a read */
 
     if (r->method == NGX_HTTP_POST) {
+        ngx_table_elt_t  *ce;
+
         if (p == end) {
             ctx->batch = 1;
 
@@ -1206,6 +1239,19 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
             return ngx_http_fhir_set_error(r, ctx,
                        NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
                        "the gateway takes a batch Bundle as FHIR JSON");
+        }
+
+        /* nginx does not decode a compressed request body, and the gateway
+         * reads the form or the batch itself */
+        ce = ngx_http_fhir_find_header(&r->headers_in.headers,
+                                       "Content-Encoding", 16);
+        if (ce && !(ce->value.len == 8
+                    && ngx_strncasecmp(ce->value.data, (u_char *) "identity",
+                                       8) == 0))
+        {
+            return ngx_http_fhir_set_error(r, ctx,
+                       NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,
+                       "the gateway takes request bodies uncompressed");
         }
     }
 

@@ -133,6 +133,13 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
     $r = $post->('', 'application/fhir+xml', '<Bundle xmlns="http://hl7.org/fhir"/>');
     is($r->{status}, 415, 'batch in XML: 415');
     is(eval { json_of($r)->{resourceType} }, 'OperationOutcome', '... an OperationOutcome');
+    # a compressed body: nginx does not decode it, and the gateway reads it
+    $r = HTTP::Tiny->new(timeout => 10)->post("$u/fhir/datica/Patient/_search", {
+        content => "\x1f\x8b\x08\x00garbage", headers => {
+            Authorization => 'Bearer ' . $g->token_for('datica'),
+            'Content-Type' => 'application/x-www-form-urlencoded', 'Content-Encoding' => 'gzip' } });
+    is($r->{status}, 415, 'POST search with a gzip body: 415');
+    like(eval { json_of($r)->{issue}[0]{diagnostics} } // '', qr/uncompressed/, '... an OperationOutcome that says why');
     $r = $post->('Patient/_search', 'application/x-www-form-urlencoded', 'family=' . ('a' x 1_100_000));
     is($r->{status}, 413, 'a body over client_max_body_size: 413');
     is(eval { json_of($r)->{issue}[0]{code} }, 'too-costly', '... an OperationOutcome, not an HTML page');

@@ -243,7 +243,7 @@ is(data('Bearer ' . jwt('sign', "$keys/ext-rsa.pem", 'PS256', 'ext-ec', $ext_cla
         extra_http => "fhir_partner fifth { url http://127.0.0.1:9/fhir; version r4; }\n");
     for my $p (qw(redox datica infor dapasoft)) {
         my $r = http_get($g5->url . "/fhir/$p/Patient/smart-1288992");
-        is($r->{status}, 200, "a fifth partner declared after the tenants: $p's token reads $p");
+        is($r->{status}, 200, "a fifth partner declared after the tenants: ${p}'s token reads $p");
     }
     $g5->stop;
 }
