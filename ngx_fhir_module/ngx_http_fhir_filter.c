@@ -26,6 +26,9 @@
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
+static ngx_int_t ngx_http_fhir_partner_headers(ngx_http_request_t *r,
+    ngx_http_fhir_ctx_t *ctx, ngx_uint_t replaced);
+
 
 /*
  * The memory of a finished conversion (its stream, arena and output
@@ -322,73 +325,6 @@ ngx_http_fhir_retry_after(ngx_http_request_t *r, ngx_str_t *value)
 }
 
 
-/*
- * Hides the partner's headers that do not fit what the caller gets: its
- * digests of its body (Content-MD5, RFC 3230's Digest, RFC 9530's
- * Content-Digest and Repr-Digest), which a client checking one would find
- * wrong; and, for an OperationOutcome in place of the partner's answer,
- * every Location (a relative one is only in the list, nginx's upstream
- * module leaves it out of headers_out.location).  Returns the first
- * Location seen, hidden or not.
- */
-static ngx_table_elt_t *
-ngx_http_fhir_hide_headers(ngx_http_request_t *r, ngx_uint_t location)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *loc;
-
-    loc = NULL;
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0) {
-            continue;
-        }
-
-        if (h[i].key.len == 8
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Location", 8) == 0)
-        {
-            if (loc == NULL) {
-                loc = &h[i];
-            }
-            if (location) {
-                h[i].hash = 0;
-            }
-
-        } else if ((h[i].key.len == 11
-                    && ngx_strncasecmp(h[i].key.data,
-                                       (u_char *) "Content-MD5", 11) == 0)
-                   || (h[i].key.len == 6
-                       && ngx_strncasecmp(h[i].key.data,
-                                          (u_char *) "Digest", 6) == 0)
-                   || (h[i].key.len == 14
-                       && ngx_strncasecmp(h[i].key.data,
-                                          (u_char *) "Content-Digest", 14)
-                          == 0)
-                   || (h[i].key.len == 11
-                       && ngx_strncasecmp(h[i].key.data,
-                                          (u_char *) "Repr-Digest", 11) == 0))
-        {
-            h[i].hash = 0;
-        }
-    }
-
-    return loc;
-}
-
-
 static ngx_int_t
 ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *text)
@@ -445,7 +381,10 @@ ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
-    (void) ngx_http_fhir_hide_headers(r, 1);
+
+    if (ngx_http_fhir_partner_headers(r, ctx, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_fhir_set_content_type(r);
 }
@@ -528,17 +467,29 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 
 
 /*
- * A partner's Content-Location (HAPI sends one with each read, the
- * resource's versioned URL on the partner) names the gateway's route
- * instead, as Location does; nginx's proxy_redirect leaves it alone.
+ * One pass over the partner's headers that do not fit what the caller
+ * gets.  Its digests of its body (Content-MD5, RFC 3230's Digest, RFC
+ * 9530's Content-Digest and Repr-Digest), which a client checking one would
+ * find wrong, are hidden.  For a converted answer its Content-Location
+ * (HAPI sends one with each read, the resource's versioned URL on the
+ * partner) names the gateway's route instead, as Location does (nginx's
+ * proxy_redirect leaves it alone); for an OperationOutcome in place of its
+ * answer (replaced), every Location and Content-Location is hidden: a
+ * relative Location is only in the list, nginx's upstream module leaves it
+ * out of headers_out.location.
  */
 static ngx_int_t
-ngx_http_fhir_rewrite_content_location(ngx_http_request_t *r,
-    ngx_http_fhir_ctx_t *ctx)
+ngx_http_fhir_partner_headers(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
+    ngx_uint_t replaced)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+#define NGX_HTTP_FHIR_IS(name)                                                \
+    (h[i].key.len == sizeof(name) - 1                                         \
+     && ngx_strncasecmp(h[i].key.data, (u_char *) name, sizeof(name) - 1)     \
+        == 0)
 
     part = &r->headers_out.headers.part;
     h = part->elts;
@@ -554,18 +505,35 @@ ngx_http_fhir_rewrite_content_location(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].hash == 0 || h[i].key.len != sizeof("Content-Location") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Location",
-                               sizeof("Content-Location") - 1)
-               != 0)
-        {
+        if (h[i].hash == 0) {
             continue;
         }
 
-        if (ngx_http_fhir_rewrite_location(r, ctx, &h[i]) != NGX_OK) {
-            return NGX_ERROR;
+        if (NGX_HTTP_FHIR_IS("Content-Location")) {
+            if (replaced) {
+                h[i].hash = 0;
+
+            } else if (ngx_http_fhir_rewrite_location(r, ctx, &h[i])
+                       != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+        } else if (NGX_HTTP_FHIR_IS("Location")) {
+            if (replaced) {
+                h[i].hash = 0;
+            }
+
+        } else if (NGX_HTTP_FHIR_IS("Content-MD5")
+                   || NGX_HTTP_FHIR_IS("Digest")
+                   || NGX_HTTP_FHIR_IS("Content-Digest")
+                   || NGX_HTTP_FHIR_IS("Repr-Digest"))
+        {
+            h[i].hash = 0;
         }
     }
+
+#undef NGX_HTTP_FHIR_IS
 
     return NGX_OK;
 }
@@ -806,7 +774,11 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         if (status >= NGX_HTTP_SPECIAL_RESPONSE
             && status < NGX_HTTP_BAD_REQUEST)
         {
-            loc = ngx_http_fhir_hide_headers(r, 0);
+            loc = r->headers_out.location;
+            if (loc == NULL) {
+                loc = ngx_http_fhir_find_header(&r->headers_out.headers,
+                                                "Location", 8);
+            }
         }
 
         if (loc) {
@@ -870,7 +842,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
             && ngx_http_fhir_start_conversion(r, ctx) != NGX_OK)
         || ngx_http_fhir_rewrite_location(r, ctx, r->headers_out.location)
            != NGX_OK
-        || ngx_http_fhir_rewrite_content_location(r, ctx) != NGX_OK)
+        || ngx_http_fhir_partner_headers(r, ctx, 0) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -878,7 +850,6 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
     ngx_http_weak_etag(r);
-    (void) ngx_http_fhir_hide_headers(r, 0);
     ngx_http_fhir_set_content_type(r);
 
     if (r->method == NGX_HTTP_HEAD) {

@@ -62,7 +62,10 @@ server {
     location = /fhir/Moved.json {
         return 301 https://user:pw\@elsewhere.example:8443/fhir/Patient/secret-77?x=1;
     }
-    location = /fhir/Here.json { absolute_redirect off; return 302 /fhir/Patient/secret-78; }
+    location = /fhir/Here.json {
+        absolute_redirect off; add_header Content-Location /fhir/Patient/secret-78;
+        return 302 /fhir/Patient/secret-78;
+    }
 }
 server {
     listen 127.0.0.1:$big_port;
@@ -366,6 +369,7 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     $r = HTTP::Tiny->new(max_redirect => 0)->get("http://127.0.0.1:$big_port/fhir/big/Here.json");
     is($r->{status}, 502, 'a partner\'s redirect to a path: 502');
     ok(!exists $r->{headers}{location}, '... with no Location either (nginx keeps a relative one aside)');
+    ok(!exists $r->{headers}{'content-location'}, '... nor the partner\'s Content-Location');
     my $log = $g->error_log;
     like($log, qr/partner "big" answered 301, a redirect to https:\/\/elsewhere\.example:8443, which the gateway does not follow/,
          'the error log names the origin of the redirect');
