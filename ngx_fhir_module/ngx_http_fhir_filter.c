@@ -154,13 +154,11 @@ ngx_http_fhir_request_id_header(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_fhir_add_header(r, "X-Request-Id", NULL);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "X-Request-Id");
     h->value.data = v->data;
     h->value.len = v->len;
 
