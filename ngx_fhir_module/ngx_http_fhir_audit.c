@@ -833,7 +833,8 @@ ngx_http_fhir_outcome(ngx_uint_t status, ngx_uint_t gateway_refused)
         return "denied";
     }
 
-    if (status >= 200 && status < 300) {
+    /* a 304: the caller's copy is current, and it reads that */
+    if ((status >= 200 && status < 300) || status == NGX_HTTP_NOT_MODIFIED) {
         return "success";
     }
 

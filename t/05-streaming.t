@@ -328,6 +328,13 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
                               { headers => { 'If-None-Match' => $etag } });
     is($r->{status}, 304, 'If-None-Match with it: the partner\'s 304 passes');
     is($r->{headers}{etag} // '', $etag, '... with the same weak ETag');
+    # a read of the copy the caller holds: audited as a successful read
+    my $rid = $r->{headers}{'x-request-id'} // 'none';
+    select(undef, undef, undef, 0.2);
+    my ($rec) = grep { $_->{request_id} eq $rid }
+                map { JSON::PP->new->decode($_) }
+                do { open my $fh, '<', $g->prefix . '/logs/audit.log' or die $!; <$fh> };
+    is($rec && "$rec->{status} $rec->{outcome}", '304 success', '... audited as a successful read');
 }
 
 # a caller's byte range: a range of the converted body is not a range of the
