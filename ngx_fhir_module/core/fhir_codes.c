@@ -411,6 +411,18 @@ fhir_map_code(const fj_node_t *n, const char *const *pairs)
 
 
 void
+fhir_recode(fj_node_t *n, const char *const *pairs)
+{
+    const char  *to;
+
+    to = fhir_map_code(n, pairs);
+    if (to) {
+        fj_set_raw(n, to);
+    }
+}
+
+
+void
 fhir_put_after(fj_node_t *obj, const char *after, fj_node_t *m)
 {
     fj_insert_after(obj, after ? fj_get(obj, after) : NULL, m);

@@ -650,8 +650,7 @@ fhir_convert_resource(fhir_conv_t *c, fj_node_t *res)
 
     to = fhir_r4_type_name(c->from, rt->raw, rt->raw_len);
     if (to) {
-        rt->raw = to;
-        rt->raw_len = strlen(to);
+        fj_set_raw(rt, to);
     }
 
     /* profiles of the source version describe what this no longer is */

@@ -43,8 +43,10 @@ int fhir_to_extension(fhir_conv_t *c, fj_node_t *obj, const char *key,
 /* adds an extension (url, value node under value_key) to obj.extension */
 int fhir_add_extension(fhir_conv_t *c, fj_node_t *obj, const char *url,
     const char *value_key, fj_node_t *value);
-/* maps a code string in place using pairs {from, to, ..., NULL} */
+/* the code a string maps to in pairs {from, to, ..., NULL}, or NULL */
 const char *fhir_map_code(const fj_node_t *n, const char *const *pairs);
+/* the same, in place: a string found in pairs becomes its code */
+void fhir_recode(fj_node_t *n, const char *const *pairs);
 /* inserts member m into obj after member `after` (NULL: first) */
 void fhir_put_after(fj_node_t *obj, const char *after, fj_node_t *m);
 

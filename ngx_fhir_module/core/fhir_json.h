@@ -209,6 +209,14 @@ fj_get_str(const fj_node_t *obj, const char *key)
     return (m && m->type == FJ_STRING) ? m : NULL;
 }
 
+/* a scalar's text becomes s (a literal or other text that outlives the tree) */
+static inline void
+fj_set_raw(fj_node_t *n, const char *s)
+{
+    n->raw = s;
+    n->raw_len = strlen(s);
+}
+
 void       fj_rename(fj_node_t *member, const char *key);
 void       fj_append(fj_node_t *parent, fj_node_t *child);
 void       fj_insert_after(fj_node_t *parent, fj_node_t *after,

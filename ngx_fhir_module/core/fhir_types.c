@@ -99,8 +99,7 @@ fhir_conv_patient(fhir_conv_t *c, fj_node_t *r)
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
         NULL
     };
-    fj_node_t   *m, *e, *t, *animal;
-    const char  *to;
+    fj_node_t   *m, *e, *animal;
 
     if (IS_DSTU2(c)) {
         fhir_rename(c, r, "careProvider", "generalPractitioner");
@@ -109,24 +108,14 @@ fhir_conv_patient(fhir_conv_t *c, fj_node_t *r)
     m = fj_get(r, "link");
     if (m && m->type == FJ_ARRAY) {
         for (e = m->child; e; e = e->next) {
-            t = fj_get(e, "type");
-            to = fhir_map_code(t, link_type);
-            if (to) {
-                t->raw = to;
-                t->raw_len = strlen(to);
-            }
+            fhir_recode(fj_get(e, "type"), link_type);
         }
     }
 
     m = fj_get(r, "extension");
     if (m && m->type == FJ_ARRAY) {
         for (e = m->child; e; e = e->next) {
-            t = fj_get(e, "url");
-            to = fhir_map_code(t, argo);
-            if (to) {
-                t->raw = to;
-                t->raw_len = strlen(to);
-            }
+            fhir_recode(fj_get(e, "url"), argo);
         }
     }
 
@@ -502,7 +491,6 @@ fhir_conv_allergy(fhir_conv_t *c, fj_node_t *r)
     };
     fj_node_t   *m, *e, *cat, *status, *cc;
     const char  *const *s;
-    const char  *to;
 
     if (IS_DSTU2(c)) {
         fhir_rename(c, r, "substance", "code");
@@ -583,12 +571,7 @@ fhir_conv_allergy(fhir_conv_t *c, fj_node_t *r)
         }
     }
 
-    m = fj_get(r, "criticality");
-    to = fhir_map_code(m, criticality);
-    if (to) {
-        m->raw = to;
-        m->raw_len = strlen(to);
-    }
+    fhir_recode(fj_get(r, "criticality"), criticality);
 
     if (fhir_to_array(c, r, "note") != 0) {
         return -1;
@@ -1236,8 +1219,7 @@ fhir_conv_capability(fhir_conv_t *c, fj_node_t *r)
                 if (m) {
                     to = fhir_r4_type_name(c->from, m->raw, m->raw_len);
                     if (to) {
-                        m->raw = to;
-                        m->raw_len = strlen(to);
+                        fj_set_raw(m, to);
                     }
                 }
                 fhir_reference_to_canonical(fj_get(rr, "profile"));
