@@ -1455,8 +1455,25 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_fhir_loc_conf_t  *prev = parent;
     ngx_http_fhir_loc_conf_t  *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+
+    /* without a proxy_pass (fhir_proxy.conf) nginx's static module would
+     * answer: it would look for the request's path, a patient's id in it,
+     * on disk, and name it in the error log */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->enable && clcf->handler == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_gateway on\" in location \"%V\" without "
+                           "\"proxy_pass\": include conf/fhir_proxy.conf in "
+                           "it (a location nested in a gateway location that "
+                           "does not proxy needs \"fhir_gateway off\")",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->enable && !conf->auth) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,

@@ -67,6 +67,14 @@ my @bad = (
     ['', qr/"fhir_gateway" directive needs at least one "fhir_partner"/, 'gateway without partners'],
     ["$ok fhir_max_depth 3;", qr/"fhir_max_depth" must be between 8 and 1000, not 3/, 'depth bounds'],
     ["$ok fhir_public_url fhir.example;", qr/"fhir_public_url" must start with http/, 'bad public url'],
+    # a gateway location without proxy_pass would be nginx's static files
+    ["$ok server { listen 127.0.0.1:2; location /g/ { fhir_gateway on; } }",
+     qr/"fhir_gateway on" in location "\/g\/" without "proxy_pass": include conf\/fhir_proxy\.conf/,
+     'a gateway location without proxy_pass'],
+    ["$ok server { listen 127.0.0.1:2; location /g/ { fhir_gateway on; proxy_pass \$fhir_upstream_url;"
+     . " location /g/admin/ { deny all; } } }",
+     qr/"fhir_gateway on" in location "\/g\/admin\/" without "proxy_pass".*"fhir_gateway off"/,
+     'a nested location that inherits the gateway and does not proxy'],
     ["$ok fhir_audit_log $prefix/logs/a.log buffer=64k;",
      qr/fhir_audit_log: invalid parameter "buffer=64k" \(audit files are mode=0600 or mode=0640; records are never buffered\)/,
      'audit records are not buffered'],
@@ -78,6 +86,10 @@ for my $b (@bad) {
     isnt($rc, 0, "$what: refused");
     like($out, $re, "$what: clear message") or diag $out;
 }
+
+# a nested location that does not proxy, with the gateway off in it
+($rc, $out) = nginx_t($ok, 'fhir_gateway on; location /fhir/admin/ { fhir_gateway off; deny all; }');
+is($rc, 0, 'a nested location with "fhir_gateway off" passes') or diag $out;
 
 # a world-readable secret file is accepted with a warning
 chmod 0644, "$prefix/conf/tok";

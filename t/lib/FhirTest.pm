@@ -45,9 +45,12 @@ sub free_port {
 }
 
 sub _free_port_block {
-    # four consecutive free ports for the mocks, plus one for the gateway
+    # four consecutive free ports for the mocks, plus one for the gateway;
+    # below Linux's ephemeral range (32768 and up), where the local end of
+    # any outgoing connection could take one between this check and the
+    # gateway's bind()
     for my $try (1 .. 200) {
-        my $base = 20000 + int(rand(30000));
+        my $base = 20000 + int(rand(12000));
         my $ok = 1;
         for my $p ($base .. $base + 5) {
             my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
