@@ -725,13 +725,15 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
     }
 
     /* a part of a body is not JSON that can be converted; the gateway
-     * asks for the whole (fhir_proxy.conf clears the caller's Range) */
+     * asks for the whole (fhir_proxy.conf does not pass the caller's
+     * Range) */
     if (status == NGX_HTTP_PARTIAL_CONTENT) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "fhir: partner \"%V\" answered 206 with a part of "
                       "the body, which cannot be converted (does the "
-                      "location include fhir_proxy.conf, which clears the "
-                      "caller's Range header?)", &ctx->partner->name);
+                      "location include fhir_proxy.conf, which does not "
+                      "pass the caller's Range header?)",
+                      &ctx->partner->name);
         ngx_str_set(&text, "the partner sent a part of the body, which the "
                            "gateway cannot convert");
         if (ngx_http_fhir_prepare_oo(r, ctx, NGX_HTTP_BAD_GATEWAY, &text)
