@@ -1462,10 +1462,11 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* without a proxy_pass (fhir_proxy.conf) nginx's static module would
      * answer: it would look for the request's path, a patient's id in it,
-     * on disk, and name it in the error log */
+     * on disk, and name it in the error log.  An "if" block or limit_except
+     * (noname) keeps its location's content handler. */
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (conf->enable && clcf->handler == NULL) {
+    if (conf->enable && clcf->handler == NULL && !clcf->noname) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_gateway on\" in location \"%V\" without "
                            "\"proxy_pass\": include conf/fhir_proxy.conf in "

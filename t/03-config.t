@@ -87,6 +87,12 @@ for my $b (@bad) {
     like($out, $re, "$what: clear message") or diag $out;
 }
 
+# an if block or limit_except in a gateway location proxies as the location
+# does (nginx keeps the location's content handler for them)
+($rc, $out) = nginx_t($ok, 'fhir_gateway on; if ($request_method = OPTIONS) { return 204; } '
+                         . 'limit_except GET POST { deny all; }');
+is($rc, 0, 'an if block and limit_except in a gateway location pass') or diag $out;
+
 # a nested location that does not proxy, with the gateway off in it
 ($rc, $out) = nginx_t($ok, 'fhir_gateway on; location /fhir/admin/ { fhir_gateway off; deny all; }');
 is($rc, 0, 'a nested location with "fhir_gateway off" passes') or diag $out;
