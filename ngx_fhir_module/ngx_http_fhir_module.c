@@ -278,6 +278,13 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     name = NULL;
 
     if (ctx == NULL) {
+        if (data == NGX_HTTP_FHIR_VAR_UPSTREAM_URL) {
+            /* nginx alone would say 'invalid URL prefix in ""' */
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "fhir: $fhir_upstream_url is empty in a location "
+                          "without \"fhir_gateway on\": conf/fhir_proxy.conf "
+                          "belongs in a gateway location");
+        }
         v->not_found = 1;
         return NGX_OK;
     }

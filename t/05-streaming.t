@@ -70,6 +70,7 @@ server {
 server {
     listen 127.0.0.1:$big_port;
     add_header X-Server-Level "kept" always;
+    location /notgw/ { include $top/conf/fhir_proxy.conf; }
     location /fhir/ {
         fhir_gateway on;
         fhir_auth off;
@@ -383,6 +384,16 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     like($log, qr/partner "big" answered 302, a redirect to a path on the partner's server/,
          '... or says it is a path');
     unlike($log, qr/secret-7[78]|user:pw/, '... and never the path or user information');
+}
+
+# fhir_proxy.conf in a location without "fhir_gateway on": nginx cannot
+# proxy (500), and the error log says what is wrong, not only nginx's
+# 'invalid URL prefix'
+{
+    my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/notgw/Patient/x");
+    is($r->{status}, 500, 'fhir_proxy.conf outside a gateway location: 500');
+    like($g->error_log, qr/\$fhir_upstream_url is empty in a location without "fhir_gateway on"/,
+         '... and the error log says why');
 }
 
 # a second request on the same worker still works
