@@ -37,28 +37,40 @@ my @started;
 sub top_dir { $TOP }
 
 # one free port on loopback (for a server a test adds)
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die $!;
-    my $p = $s->sockport;
+# Ports for tests: below Linux's ephemeral range (32768 and up), where the
+# local end of any outgoing connection could take one between the check
+# here and the bind() of the server it is for; and never the same port
+# twice in one test file.
+my %handed;
+
+sub _port_free {
+    my ($p) = @_;
+    return 0 if $handed{$p};
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+                                  Proto => 'tcp', ReuseAddr => 1, Listen => 1);
+    return 0 if !$s;
     close $s;
-    return $p;
+    return 1;
+}
+
+sub free_port {
+    for my $try (1 .. 500) {
+        my $p = 20000 + int(rand(12000));
+        if (_port_free($p)) {
+            $handed{$p} = 1;
+            return $p;
+        }
+    }
+    die "no free port";
 }
 
 sub _free_port_block {
-    # four consecutive free ports for the mocks, plus one for the gateway;
-    # below Linux's ephemeral range (32768 and up), where the local end of
-    # any outgoing connection could take one between this check and the
-    # gateway's bind()
+    # four consecutive free ports for the mocks, plus one for the gateway
     for my $try (1 .. 200) {
         my $base = 20000 + int(rand(12000));
-        my $ok = 1;
-        for my $p ($base .. $base + 5) {
-            my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
-                                          Proto => 'tcp', ReuseAddr => 1, Listen => 1);
-            if (!$s) { $ok = 0; last }
-            close $s;
-        }
-        return $base if $ok;
+        next if grep { !_port_free($_) } $base .. $base + 5;
+        $handed{$_} = 1 for $base .. $base + 5;
+        return $base;
     }
     die "no free ports";
 }
