@@ -41,6 +41,7 @@ for my $p (qw(redox datica infor dapasoft)) {
                      'Proxy-Authorization' => 'Basic Y2FsbGVyOnNlY3JldA==',
                      'X-MS-CLIENT-PRINCIPAL' => 'eyJ1c2VyIjoiZHIuc21pdGgifQ==',
                      'X-Forwarded-For' => '10.1.2.3', 'Forwarded' => 'for=10.1.2.3',
+                     'X-Forwarded-Host' => 'teams.example', 'X-Forwarded-Proto' => 'https',
                      'X-Custom-Phi' => 'Adams', 'Range' => 'bytes=0-10',
                      'If-Modified-Since' => 'Sat, 01 Jan 2000 00:00:00 GMT',
                      'Prefer' => 'handling=strict', 'Accept' => 'application/json');
@@ -49,7 +50,7 @@ for my $p (qw(redox datica infor dapasoft)) {
     ok(%got, 'the partner says which headers it got');
     ok(!$got{$_}, "the caller's $_ does not reach the partner")
         for qw(cookie proxy-authorization x-ms-client-principal x-forwarded-for forwarded
-               x-custom-phi range);
+               x-forwarded-host x-forwarded-proto x-custom-phi range);
     ok($got{$_}, "$_ reaches the partner")
         for qw(authorization accept accept-encoding host if-modified-since prefer user-agent
                x-request-id);
