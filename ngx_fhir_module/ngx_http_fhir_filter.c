@@ -744,12 +744,7 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (r->headers_out.content_encoding
-        && r->headers_out.content_encoding->hash
-        && !(r->headers_out.content_encoding->value.len == 8
-             && ngx_strncasecmp(r->headers_out.content_encoding->value.data,
-                                (u_char *) "identity", 8) == 0))
-    {
+    if (ngx_http_fhir_encoded(r->headers_out.content_encoding)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "fhir: partner \"%V\" sent a body with "
                       "Content-Encoding \"%V\" although the gateway asks for "

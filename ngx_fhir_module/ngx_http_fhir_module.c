@@ -549,6 +549,18 @@ ngx_http_fhir_find_header(ngx_list_t *headers, const char *name, size_t len)
 }
 
 
+/* a Content-Encoding header (NULL: none) that names a coding other than
+ * identity: a body the gateway cannot read as it is, either way */
+ngx_uint_t
+ngx_http_fhir_encoded(ngx_table_elt_t *ce)
+{
+    return ce != NULL && ce->hash != 0
+           && !(ce->value.len == 8
+                && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+                   == 0);
+}
+
+
 /* a response header whose key and value outlive the request */
 ngx_table_elt_t *
 ngx_http_fhir_add_header(ngx_http_request_t *r, const char *key,
@@ -1217,8 +1229,6 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     /* POST: a batch to the base, or a search; nothing else is a read */
 
     if (r->method == NGX_HTTP_POST) {
-        ngx_table_elt_t  *ce;
-
         if (p == end) {
             ctx->batch = 1;
 
@@ -1250,11 +1260,8 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 
         /* nginx does not decode a compressed request body, and the gateway
          * reads the form or the batch itself */
-        ce = ngx_http_fhir_find_header(&r->headers_in.headers,
-                                       "Content-Encoding", 16);
-        if (ce && !(ce->value.len == 8
-                    && ngx_strncasecmp(ce->value.data, (u_char *) "identity",
-                                       8) == 0))
+        if (ngx_http_fhir_encoded(ngx_http_fhir_find_header(
+                &r->headers_in.headers, "Content-Encoding", 16)))
         {
             return ngx_http_fhir_set_error(r, ctx,
                        NGX_HTTP_FHIR_UNSUPPORTED_MEDIA_TYPE,

@@ -255,6 +255,7 @@ ngx_uint_t ngx_http_fhir_type_is_json(ngx_str_t *type);
 ngx_uint_t ngx_http_fhir_type_is_form(ngx_str_t *type);
 ngx_table_elt_t *ngx_http_fhir_find_header(ngx_list_t *headers,
     const char *name, size_t len);
+ngx_uint_t ngx_http_fhir_encoded(ngx_table_elt_t *ce);
 
 /* r->buffered: the filter holds input or converted bytes */
 #define NGX_HTTP_FHIR_BUFFERED  0x08
