@@ -307,22 +307,6 @@ ngx_http_fhir_origin(ngx_pool_t *pool, ngx_str_t *url)
 }
 
 
-/* the partner's Retry-After, kept for the caller; 0 when there is none */
-static ngx_uint_t
-ngx_http_fhir_retry_after(ngx_http_request_t *r, ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_http_fhir_find_header(&r->headers_out.headers, "Retry-After", 11);
-    if (h == NULL) {
-        return 0;
-    }
-
-    *value = h->value;
-    return 1;
-}
-
-
 static ngx_int_t
 ngx_http_fhir_prepare_oo(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t status, ngx_str_t *text)
@@ -616,9 +600,10 @@ ngx_http_fhir_start_conversion(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 static ngx_int_t
 ngx_http_fhir_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t              text, origin, retry;
+    ngx_str_t              text, origin;
     ngx_uint_t             status, out;
-    ngx_table_elt_t       *loc;
+    ngx_table_elt_t       *loc, *retry;
+    static ngx_str_t       none = ngx_null_string;
     ngx_http_fhir_ctx_t   *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fhir_module);
@@ -764,16 +749,14 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
 
         loc = NULL;
         out = NGX_HTTP_BAD_GATEWAY;
-        ngx_str_null(&retry);
 
         if (status >= NGX_HTTP_SPECIAL_RESPONSE
             && status < NGX_HTTP_BAD_REQUEST)
         {
-            loc = r->headers_out.location;
-            if (loc == NULL) {
-                loc = ngx_http_fhir_find_header(&r->headers_out.headers,
-                                                "Location", 8);
-            }
+            /* (a relative Location is in the list only, not in
+             * headers_out.location) */
+            loc = ngx_http_fhir_find_header(&r->headers_out.headers,
+                                            "Location", 8);
         }
 
         if (loc) {
@@ -796,14 +779,16 @@ ngx_http_fhir_header_filter(ngx_http_request_t *r)
                    || status == NGX_HTTP_SERVICE_UNAVAILABLE)
         {
             /* throttled or down for a while: the caller is told so, with
-             * the partner's Retry-After, rather than that it failed */
+             * the partner's Retry-After (kept), rather than that it failed */
+            retry = ngx_http_fhir_find_header(&r->headers_out.headers,
+                                              "Retry-After", 11);
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "fhir: partner \"%V\" answered %ui (%s)%s%V",
                           &ctx->partner->name, status,
                           status == NGX_HTTP_TOO_MANY_REQUESTS
                           ? "too many requests" : "unavailable",
-                          ngx_http_fhir_retry_after(r, &retry)
-                          ? ", Retry-After: " : "", &retry);
+                          retry ? ", Retry-After: " : "",
+                          retry ? &retry->value : &none);
             if (status == NGX_HTTP_TOO_MANY_REQUESTS) {
                 ngx_str_set(&text, "the partner is limiting the gateway's "
                                    "requests; retry later");
