@@ -675,6 +675,35 @@ test_conversions(void)
     CHECK(!HAS(o, "argo-patient") && !HAS(o, "fhir_comments"),
           "source profiles and comments dropped: %s", o);
 
+    /* every key the generic walk acts on, each with a change of its own
+     * (the walk tells them from other keys by a filter first) */
+    o = conv_str("{\"resourceType\":\"MedicationOrder\",\"status\":\"active\","
+                 "\"contained\":[{\"resourceType\":\"MedicationOrder\",\"id\":"
+                 "\"c1\",\"status\":\"active\"}],\"priorPrescription\":{"
+                 "\"reference\":\"MedicationOrder/9\"},\"modifierExtension\":"
+                 "[{\"url\":\"u\",\"valueString\":[\"a\",\"b\"]}],"
+                 "\"dosageInstruction\":[{\"timing\":{\"repeat\":{\"duration\""
+                 ":1,\"durationUnits\":\"h\",\"_durationUnits\":{\"id\":\"d\"},"
+                 "\"period\":1,\"periodUnits\":\"d\",\"_periodUnits\":{\"id\":"
+                 "\"p\"},\"when\":\"HS\",\"_when\":{\"id\":\"w\"}}}}]}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"contained\":[{\"resourceType\":\"MedicationRequest\",\"id\""
+                 ":\"c1\",\"status\":\"active\",\"intent\":\"order\""),
+          "a contained resource converted: %s", o);
+    CHECK(HAS(o, "{\"reference\":\"MedicationRequest/9\"}"),
+          "a reference to a renamed type: %s", o);
+    CHECK(HAS(o, "\"modifierExtension\":[{\"url\":\"u\",\"valueString\":\"a\"},"
+                 "{\"url\":\"u\",\"valueString\":\"b\"}]"),
+          "modifierExtension value arrays split: %s", o);
+    CHECK(HAS(o, "\"durationUnit\":\"h\",\"_durationUnit\":{\"id\":\"d\"},"
+                 "\"period\":1,\"periodUnit\":\"d\",\"_periodUnit\":{\"id\":"
+                 "\"p\"},\"when\":[\"HS\"],\"_when\":[{\"id\":\"w\"}]"),
+          "every Timing.repeat rename and array: %s", o);
+    o = conv_str("{\"resourceType\":\"Patient\",\"name\":[{\"family\":[\"van\","
+                 "\"Dyke\"],\"_family\":[{\"id\":\"f\"},null]}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"family\":\"van Dyke\",\"_family\":{\"id\":\"f\"}"),
+          "family and its _family joined: %s", o);
+
     /* section 15: Conformance */
     o = conv_str("{\"resourceType\":\"Conformance\",\"fhirVersion\":\"1.0.2\""
                  ",\"format\":[\"application/json+fhir\"],\"rest\":[{\"mode\""
