@@ -573,7 +573,7 @@ fj_string_at(fj_parser_t *ps, const char **pp, const char **raw,
 /* the open objects and arrays of a parse */
 typedef struct {
     fj_node_t   *node;
-    fj_node_t   *last;         /* its last member or element so far */
+    fj_node_t  **tail;         /* where its next member or element goes */
     uint64_t     seen;         /* objects: a filter of the keys seen */
     char         close;        /* '}' or ']' */
 } fj_frame_t;
@@ -632,12 +632,8 @@ value:
     n->key_len = key_len;
 
     if (top != st) {
-        if (top->last) {
-            top->last->next = n;
-        } else {
-            top->node->child = n;
-        }
-        top->last = n;
+        *top->tail = n;
+        top->tail = &n->next;
     } else {
         root = n;
     }
@@ -660,7 +656,7 @@ value:
         }
         top++;
         top->node = n;
-        top->last = NULL;
+        top->tail = &n->child;
         top->seen = 0;
         n->type = (*p == '{') ? FJ_OBJECT : FJ_ARRAY;
         top->close = (*p == '{') ? '}' : ']';
