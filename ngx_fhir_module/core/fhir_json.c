@@ -815,6 +815,28 @@ key:
     }
     p++;
 
+    /* compact JSON, the commonest member: a string value at once */
+    if (p < end && *p == '"') {
+        n = fj_node(ps);
+        if (n == NULL) {
+            goto failed;
+        }
+
+        n->key = key;
+        n->key_len = key_len;
+        n->type = FJ_STRING;
+        *top->tail = n;
+        top->tail = &n->next;
+
+        p++;
+        if (fj_string_at(ps, &p, &n->raw, &n->raw_len) != 0) {
+            return NULL;
+        }
+
+        /* inside an object: a separator follows */
+        goto separator;
+    }
+
     goto value;
 
 failed:
