@@ -176,6 +176,13 @@ fhir_to_array(fhir_conv_t *c, fj_node_t *obj, const char *key)
 
     fhir_pair(obj, key, &m, &tm);
 
+    return fhir_to_array_pair(c, m, tm);
+}
+
+
+int
+fhir_to_array_pair(fhir_conv_t *c, fj_node_t *m, fj_node_t *tm)
+{
     if (m && m->type != FJ_ARRAY && fj_wrap_array(c->arena, m) == NULL) {
         return fhir_oom(c);
     }
@@ -193,7 +200,7 @@ int
 fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
     const char *to)
 {
-    fj_node_t  *m, *ann, *arr, *ext;
+    fj_node_t  *m, *ext;
 
     /* most resources have neither the string nor its twin: one pass */
     fhir_pair(obj, from, &m, &ext);
@@ -201,7 +208,18 @@ fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
         return 0;
     }
 
-    if ((m && m->type != FJ_STRING) || fj_get(obj, to)) {
+    return fhir_string_to_note_pair(c, obj, m, ext, fj_get(obj, to) != NULL,
+                                    to);
+}
+
+
+int
+fhir_string_to_note_pair(fhir_conv_t *c, fj_node_t *obj, fj_node_t *m,
+    fj_node_t *ext, int has_to, const char *to)
+{
+    fj_node_t  *ann, *arr;
+
+    if ((m == NULL && ext == NULL) || (m && m->type != FJ_STRING) || has_to) {
         return 0;
     }
 

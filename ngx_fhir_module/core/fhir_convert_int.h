@@ -23,9 +23,15 @@ void fhir_rename(fhir_conv_t *c, fj_node_t *obj, const char *from,
     const char *to);
 /* wraps a single value in an array (with its "_" twin); no-op if absent */
 int fhir_to_array(fhir_conv_t *c, fj_node_t *obj, const char *key);
+/* the same for a member and its twin already found (either may be NULL) */
+int fhir_to_array_pair(fhir_conv_t *c, fj_node_t *m, fj_node_t *tm);
 /* a string member becomes [{"text": value}] (Annotation), under `to` */
 int fhir_string_to_note(fhir_conv_t *c, fj_node_t *obj, const char *from,
     const char *to);
+/* the same for the string member and its twin already found, has_to: obj
+ * already has a `to` member (then nothing changes) */
+int fhir_string_to_note_pair(fhir_conv_t *c, fj_node_t *obj, fj_node_t *m,
+    fj_node_t *ext, int has_to, const char *to);
 /* a code member becomes a CodeableConcept {"coding":[{system, code}]} */
 fj_node_t *fhir_codeable(fhir_conv_t *c, const char *system,
     const char *code, size_t code_len);

@@ -147,16 +147,109 @@ fhir_conv_patient(fhir_conv_t *c, fj_node_t *r)
 
 /* ---- Observation (section 3) ---- */
 
+/*
+ * The members an Observation's conversion reads (a component's: the first
+ * three), found in one pass over its members instead of a pass for each:
+ * a searchset of vital signs is the Patients app's commonest read.
+ */
+typedef struct {
+    fj_node_t  *interpretation, *_interpretation;
+    fj_node_t  *reference_range;
+    fj_node_t  *value_attachment;
+    fj_node_t  *category, *_category;
+    fj_node_t  *comments, *_comments;   /* DSTU2 comments, STU3 comment */
+    fj_node_t  *note;
+    fj_node_t  *component;
+    fj_node_t  *related;
+    fj_node_t  *code;
+} fhir_obs_t;
+
+#define FHIR_OBS_IS(m, lit)                                                   \
+    (memcmp((m)->key, lit, sizeof(lit) - 1) == 0)
+
+
+static void
+fhir_obs_members(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
+{
+    fj_node_t  *m;
+
+    memset(f, 0, sizeof(fhir_obs_t));
+
+    /* keys are unique in a parsed object: the first found is fj_get's */
+    for (m = o->child; m; m = m->next) {
+
+        switch (m->key_len) {
+
+        case 4:
+            if (FHIR_OBS_IS(m, "code")) {
+                f->code = m;
+            } else if (FHIR_OBS_IS(m, "note")) {
+                f->note = m;
+            }
+            break;
+
+        case 7:
+            if (FHIR_OBS_IS(m, "related")) {
+                f->related = m;
+            } else if (IS_STU3(c) && FHIR_OBS_IS(m, "comment")) {
+                f->comments = m;
+            }
+            break;
+
+        case 8:
+            if (FHIR_OBS_IS(m, "category")) {
+                f->category = m;
+            } else if (IS_DSTU2(c) ? FHIR_OBS_IS(m, "comments")
+                                   : FHIR_OBS_IS(m, "_comment"))
+            {
+                if (IS_DSTU2(c)) {
+                    f->comments = m;
+                } else {
+                    f->_comments = m;
+                }
+            }
+            break;
+
+        case 9:
+            if (FHIR_OBS_IS(m, "component")) {
+                f->component = m;
+            } else if (FHIR_OBS_IS(m, "_category")) {
+                f->_category = m;
+            } else if (IS_DSTU2(c) && FHIR_OBS_IS(m, "_comments")) {
+                f->_comments = m;
+            }
+            break;
+
+        case 14:
+            if (FHIR_OBS_IS(m, "interpretation")) {
+                f->interpretation = m;
+            } else if (FHIR_OBS_IS(m, "referenceRange")) {
+                f->reference_range = m;
+            }
+            break;
+
+        case 15:
+            if (FHIR_OBS_IS(m, "valueAttachment")) {
+                f->value_attachment = m;
+            } else if (FHIR_OBS_IS(m, "_interpretation")) {
+                f->_interpretation = m;
+            }
+            break;
+        }
+    }
+}
+
+
 static int
-fhir_obs_common(fhir_conv_t *c, fj_node_t *o)
+fhir_obs_common(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
 {
     fj_node_t  *m, *e;
 
-    if (fhir_to_array(c, o, "interpretation") != 0) {
+    if (fhir_to_array_pair(c, f->interpretation, f->_interpretation) != 0) {
         return -1;
     }
 
-    m = fj_get(o, "referenceRange");
+    m = f->reference_range;
     if (m && m->type == FJ_ARRAY && IS_DSTU2(c)) {
         for (e = m->child; e; e = e->next) {
             fhir_rename(c, e, "meaning", "type");
@@ -165,12 +258,16 @@ fhir_obs_common(fhir_conv_t *c, fj_node_t *o)
 
     /* valueAttachment has no R4 type (HAPI throws, 0.1 #13): kept as an
      * extension so that nothing is lost */
-    if (fhir_to_extension(c, o, "valueAttachment",
-            IS_DSTU2(c) ? X1("Observation.valueAttachment")
-                        : X3("Observation.valueAttachment"),
-            "valueAttachment") != 0)
-    {
-        return -1;
+    m = f->value_attachment;
+    if (m) {
+        fj_unlink(o, m);
+        if (fhir_add_extension(c, o,
+                IS_DSTU2(c) ? X1("Observation.valueAttachment")
+                            : X3("Observation.valueAttachment"),
+                "valueAttachment", m) != 0)
+        {
+            return -1;
+        }
     }
 
     return 0;
@@ -180,10 +277,13 @@ fhir_obs_common(fhir_conv_t *c, fj_node_t *o)
 int
 fhir_conv_observation(fhir_conv_t *c, fj_node_t *r)
 {
-    fj_node_t  *m, *e, *next, *code, *coding, *has, *der, *target;
-    int         bp = 0, panel = 0;
+    fj_node_t   *m, *e, *next, *code, *coding, *has, *der, *target;
+    fhir_obs_t   f, cf;
+    int          bp = 0, panel = 0;
 
-    if (fhir_to_array(c, r, "category") != 0) {
+    fhir_obs_members(c, r, &f);
+
+    if (fhir_to_array_pair(c, f.category, f._category) != 0) {
         return -1;
     }
 
@@ -191,24 +291,31 @@ fhir_conv_observation(fhir_conv_t *c, fj_node_t *r)
         fhir_rename(c, r, "context", "encounter");
     }
 
-    if (fhir_string_to_note(c, r, IS_DSTU2(c) ? "comments" : "comment",
-                            "note") != 0
-        || fhir_obs_common(c, r) != 0)
+    if (fhir_string_to_note_pair(c, r, f.comments, f._comments,
+                                 f.note != NULL, "note") != 0
+        || fhir_obs_common(c, r, &f) != 0)
     {
         return -1;
     }
 
-    m = fj_get(r, "component");
+    m = f.component;
     if (m && m->type == FJ_ARRAY) {
         for (e = m->child; e; e = e->next) {
-            if (fhir_obs_common(c, e) != 0) {
+            if (e->type != FJ_OBJECT) {
+                continue;
+            }
+            fhir_obs_members(c, e, &cf);
+            if (fhir_obs_common(c, e, &cf) != 0) {
                 return -1;
             }
         }
     }
 
     /* related[] -> hasMember[] / derivedFrom[]; other types have no home */
-    m = fj_detach(r, "related");
+    m = f.related;
+    if (m) {
+        fj_unlink(r, m);
+    }
     if (m && m->type == FJ_ARRAY) {
         has = NULL;
         der = NULL;
@@ -239,7 +346,7 @@ fhir_conv_observation(fhir_conv_t *c, fj_node_t *r)
     }
 
     /* blood pressure: the R4 vital-signs panel code goes first (16.1) */
-    code = fj_get(r, "code");
+    code = f.code;
     coding = fj_get(code, "coding");
     if (coding && coding->type == FJ_ARRAY) {
         for (e = coding->child; e; e = e->next) {

@@ -654,6 +654,42 @@ test_conversions(void)
     CHECK(HAS(o, "{\"value\":120.0,\"system\":\"http://unitsofmeasure.org\""),
           "UCUM system without the slash, value exact: %s", o);
 
+    /* every member the Observation converter reads (found in one pass) */
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"code\":{\"text\":\"x\"},\"category\":{\"text\":\"c\"},"
+                 "\"_category\":{\"id\":\"cat\"},\"interpretation\":{\"text\":"
+                 "\"H\"},\"_interpretation\":{\"id\":\"i\"},\"referenceRange\":"
+                 "[{\"low\":{\"value\":1},\"meaning\":{\"text\":\"normal\"}}],"
+                 "\"valueAttachment\":{\"url\":\"http://a/b\"},\"comments\":"
+                 "\"hello\",\"_comments\":{\"id\":\"n\"},\"component\":[{"
+                 "\"code\":{\"text\":\"s\"},\"interpretation\":{\"text\":\"L\"},"
+                 "\"valueAttachment\":{\"url\":\"http://a/c\"}},\"junk\"]}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"category\":[{\"text\":\"c\"}],\"_category\":[{\"id\":"
+                 "\"cat\"}],\"interpretation\":[{\"text\":\"H\"}],"
+                 "\"_interpretation\":[{\"id\":\"i\"}],\"referenceRange\":[{"
+                 "\"low\":{\"value\":1},\"type\":{\"text\":\"normal\"}}]"),
+          "Observation arrays and referenceRange.meaning: %s", o);
+    CHECK(HAS(o, "\"component\":[{\"code\":{\"text\":\"s\"},\"interpretation\""
+                 ":[{\"text\":\"L\"}],\"extension\":[{\"url\":\"http://hl7.org"
+                 "/fhir/1.0/StructureDefinition/extension-Observation."
+                 "valueAttachment\",\"valueAttachment\":{\"url\":\"http://a/c\""
+                 "}}]},\"junk\"]"), "a component converted: %s", o);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"hello\",\"_text\":{\"id\":\"n\"}}],"
+                 "\"extension\":[{\"url\":\"http://hl7.org/fhir/1.0/"
+                 "StructureDefinition/extension-Observation.valueAttachment\","
+                 "\"valueAttachment\":{\"url\":\"http://a/b\"}}]")
+          && !HAS(o, "comments"), "comments -> note, valueAttachment: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"comment\":\"hi\",\"_comment\":{\"id\":\"n\"}}", FHIR_STU3);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"hi\",\"_text\":{\"id\":\"n\"}}]")
+          && !HAS(o, "comment\""), "STU3 comment -> note: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}",
+                 FHIR_STU3);
+    CHECK(HAS(o, "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}"),
+          "a note already there is not replaced: %s", o);
+
     /* an extension with an array of values becomes repeated extensions */
     o = conv_str("{\"resourceType\":\"Observation\",\"extension\":[{\"url\":"
                  "\"u\",\"valueString\":[\"a\",\"b\"]}],\"status\":\"final\"}",
