@@ -164,10 +164,6 @@ typedef struct {
     fj_node_t  *code;
 } fhir_obs_t;
 
-#define FHIR_OBS_IS(m, lit)                                                   \
-    (memcmp((m)->key, lit, sizeof(lit) - 1) == 0)
-
-
 static void
 fhir_obs_members(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
 {
@@ -175,63 +171,60 @@ fhir_obs_members(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
 
     memset(f, 0, sizeof(fhir_obs_t));
 
-    /* keys are unique in a parsed object: the first found is fj_get's */
+    /* keys are unique in a parsed object: the one found is fj_get's (the
+     * switch tells FJ_KEY's length test to the compiler) */
     for (m = o->child; m; m = m->next) {
 
         switch (m->key_len) {
 
         case 4:
-            if (FHIR_OBS_IS(m, "code")) {
+            if (FJ_KEY(m, "code")) {
                 f->code = m;
-            } else if (FHIR_OBS_IS(m, "note")) {
+            } else if (FJ_KEY(m, "note")) {
                 f->note = m;
             }
             break;
 
         case 7:
-            if (FHIR_OBS_IS(m, "related")) {
+            if (FJ_KEY(m, "related")) {
                 f->related = m;
-            } else if (IS_STU3(c) && FHIR_OBS_IS(m, "comment")) {
+            } else if (IS_STU3(c) && FJ_KEY(m, "comment")) {
                 f->comments = m;
             }
             break;
 
         case 8:
-            if (FHIR_OBS_IS(m, "category")) {
+            if (FJ_KEY(m, "category")) {
                 f->category = m;
-            } else if (IS_DSTU2(c) ? FHIR_OBS_IS(m, "comments")
-                                   : FHIR_OBS_IS(m, "_comment"))
-            {
-                if (IS_DSTU2(c)) {
-                    f->comments = m;
-                } else {
-                    f->_comments = m;
-                }
+            } else if (IS_DSTU2(c) && FJ_KEY(m, "comments")) {
+                f->comments = m;
+            } else if (IS_STU3(c) && FJ_KEY(m, "_comment")) {
+                f->_comments = m;
             }
             break;
 
         case 9:
-            if (FHIR_OBS_IS(m, "component")) {
+            if (FJ_KEY(m, "component")) {
                 f->component = m;
-            } else if (FHIR_OBS_IS(m, "_category")) {
+            } else if (FJ_KEY(m, "_category")) {
                 f->_category = m;
-            } else if (IS_DSTU2(c) && FHIR_OBS_IS(m, "_comments")) {
+            } else if (IS_DSTU2(c) && FJ_KEY(m, "_comments")) {
                 f->_comments = m;
             }
             break;
 
         case 14:
-            if (FHIR_OBS_IS(m, "interpretation")) {
+            if (FJ_KEY(m, "interpretation")) {
                 f->interpretation = m;
-            } else if (FHIR_OBS_IS(m, "referenceRange")) {
+            } else if (FJ_KEY(m, "referenceRange")) {
                 f->reference_range = m;
             }
             break;
 
         case 15:
-            if (FHIR_OBS_IS(m, "valueAttachment")) {
+            if (FJ_KEY(m, "valueAttachment")) {
                 f->value_attachment = m;
-            } else if (FHIR_OBS_IS(m, "_interpretation")) {
+            } else if (FJ_KEY(m, "_interpretation")) {
                 f->_interpretation = m;
             }
             break;
