@@ -469,9 +469,7 @@ ngx_http_fhir_partner_headers(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_table_elt_t  *h;
 
 #define NGX_HTTP_FHIR_IS(name)                                                \
-    (h[i].key.len == sizeof(name) - 1                                         \
-     && ngx_strncasecmp(h[i].key.data, (u_char *) name, sizeof(name) - 1)     \
-        == 0)
+    ngx_http_fhir_header_is(&h[i], name, sizeof(name) - 1)
 
     part = &r->headers_out.headers.part;
     h = part->elts;

@@ -540,9 +540,7 @@ ngx_http_fhir_find_header(ngx_list_t *headers, const char *name, size_t len)
             i = 0;
         }
 
-        if (h[i].hash != 0 && h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
+        if (h[i].hash != 0 && ngx_http_fhir_header_is(&h[i], name, len)) {
             return &h[i];
         }
     }

@@ -255,6 +255,14 @@ ngx_uint_t ngx_http_fhir_type_is_json(ngx_str_t *type);
 ngx_uint_t ngx_http_fhir_type_is_form(ngx_str_t *type);
 ngx_table_elt_t *ngx_http_fhir_find_header(ngx_list_t *headers,
     const char *name, size_t len);
+
+/* is this header's name `name` (len bytes, any case)? */
+static ngx_inline ngx_uint_t
+ngx_http_fhir_header_is(ngx_table_elt_t *h, const char *name, size_t len)
+{
+    return h->key.len == len
+           && ngx_strncasecmp(h->key.data, (u_char *) name, len) == 0;
+}
 ngx_uint_t ngx_http_fhir_encoded(ngx_table_elt_t *ce);
 
 /* r->buffered: the filter holds input or converted bytes */
