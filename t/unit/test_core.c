@@ -508,6 +508,15 @@ test_conversions(void)
                  "\"_comments\":{\"id\":\"y\"}}", FHIR_DSTU2);
     CHECK(HAS(o, "\"note\":[{\"_text\":{\"id\":\"y\"}}]")
           && !HAS(o, "comments\""), "_comments alone -> note: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"comment\":\"hi\",\"_comment\":{\"id\":\"n\"}}", FHIR_STU3);
+    CHECK(HAS(o, "\"note\":[{\"text\":\"hi\",\"_text\":{\"id\":\"n\"}}]")
+          && !HAS(o, "comment\""), "STU3 comment -> note: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
+                 "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}",
+                 FHIR_STU3);
+    CHECK(HAS(o, "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}"),
+          "a note already there is not replaced: %s", o);
 
     /* a required primitive present only as its _twin (extensions, no
      * value) is not given a second, data-absent one */
@@ -688,15 +697,6 @@ test_conversions(void)
                  "StructureDefinition/extension-Observation.valueAttachment\","
                  "\"valueAttachment\":{\"url\":\"http://a/b\"}}]")
           && !HAS(o, "comments"), "comments -> note, valueAttachment: %s", o);
-    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
-                 "\"comment\":\"hi\",\"_comment\":{\"id\":\"n\"}}", FHIR_STU3);
-    CHECK(HAS(o, "\"note\":[{\"text\":\"hi\",\"_text\":{\"id\":\"n\"}}]")
-          && !HAS(o, "comment\""), "STU3 comment -> note: %s", o);
-    o = conv_str("{\"resourceType\":\"Observation\",\"status\":\"final\","
-                 "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}",
-                 FHIR_STU3);
-    CHECK(HAS(o, "\"comment\":\"hi\",\"note\":[{\"text\":\"kept\"}]}"),
-          "a note already there is not replaced: %s", o);
 
     /* an extension with an array of values becomes repeated extensions */
     o = conv_str("{\"resourceType\":\"Observation\",\"extension\":[{\"url\":"
