@@ -455,10 +455,12 @@ ngx_http_fhir_rewrite_location(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
  * find wrong, are hidden.  For a converted answer its Content-Location
  * (HAPI sends one with each read, the resource's versioned URL on the
  * partner) names the gateway's route instead, as Location does (nginx's
- * proxy_redirect leaves it alone); for an OperationOutcome in place of its
- * answer (replaced), every Location and Content-Location is hidden: a
- * relative Location is only in the list, nginx's upstream module leaves it
- * out of headers_out.location.
+ * proxy_redirect leaves it alone), and so does either when it is a path on
+ * the partner's server (nginx's upstream module leaves a Location that
+ * starts with a slash out of headers_out.location: it is in the list
+ * only); such a path outside the partner's base names nothing at the
+ * gateway and is hidden.  For an OperationOutcome in place of its answer
+ * (replaced), every Location and Content-Location is hidden.
  */
 static ngx_int_t
 ngx_http_fhir_partner_headers(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
@@ -489,14 +491,23 @@ ngx_http_fhir_partner_headers(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
             continue;
         }
 
-        if (NGX_HTTP_FHIR_IS("Content-Location")) {
+        if (NGX_HTTP_FHIR_IS("Content-Location")
+            || (NGX_HTTP_FHIR_IS("Location")
+                && &h[i] != r->headers_out.location))
+        {
             if (replaced) {
                 h[i].hash = 0;
+                continue;
+            }
 
-            } else if (ngx_http_fhir_rewrite_location(r, ctx, &h[i])
-                       != NGX_OK)
-            {
+            if (ngx_http_fhir_rewrite_location(r, ctx, &h[i]) != NGX_OK) {
                 return NGX_ERROR;
+            }
+
+            if (h[i].value.len && h[i].value.data[0] == '/') {
+                /* a path on the partner's server outside its base: it
+                 * names nothing at the gateway */
+                h[i].hash = 0;
             }
 
         } else if (NGX_HTTP_FHIR_IS("Location")) {

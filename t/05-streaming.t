@@ -62,6 +62,18 @@ server {
     location = /fhir/Moved.json {
         return 301 https://user:pw\@elsewhere.example:8443/fhir/Patient/secret-77?x=1;
     }
+    location = /fhir/PathLoc.json {
+        default_type "application/json+fhir";
+        add_header Location /fhir/MedicationOrder/pl-1/_history/1;
+        add_header Content-Location /fhir/MedicationOrder/pl-1;
+        return 201 '{"resourceType":"MedicationOrder","id":"pl-1"}';
+    }
+    location = /fhir/PathOut.json {
+        default_type "application/json+fhir";
+        add_header Location /other/Patient/secret-79;
+        add_header Content-Location /other/Patient/secret-79;
+        return 201 '{"resourceType":"Patient","id":"secret-79"}';
+    }
     location = /fhir/Here.json {
         absolute_redirect off; add_header Content-Location /fhir/Patient/secret-78;
         return 302 /fhir/Patient/secret-78;
@@ -332,7 +344,7 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     # a read of the copy the caller holds: audited as a successful read
     my $rid = $r->{headers}{'x-request-id'} // 'none';
     select(undef, undef, undef, 0.2);
-    my ($rec) = grep { $_->{request_id} eq $rid }
+    my ($rec) = grep { ($_->{request_id} // "") eq $rid }
                 map { JSON::PP->new->decode($_) }
                 do { open my $fh, '<', $g->prefix . '/logs/audit.log' or die $!; <$fh> };
     is($rec && "$rec->{status} $rec->{outcome}", '304 success', '... audited as a successful read');
@@ -384,6 +396,24 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     like($log, qr/partner "big" answered 302, a redirect to a path on the partner's server/,
          '... or says it is a path');
     unlike($log, qr/secret-7[78]|user:pw/, '... and never the path or user information');
+}
+
+# a converted answer whose Location and Content-Location are paths on the
+# partner's server (nginx's upstream module keeps a Location that starts
+# with a slash out of headers_out.location): under the partner's base, the
+# gateway's route (and the DSTU2 type renamed); outside it, hidden
+{
+    my $r = HTTP::Tiny->new(max_redirect => 0)->get("http://127.0.0.1:$big_port/fhir/big/PathLoc.json");
+    is($r->{status}, 201, 'a converted answer with path Locations: the partner\'s status');
+    is(json_of($r)->{resourceType}, 'MedicationRequest', '... converted');
+    is($r->{headers}{location}, "http://127.0.0.1:$big_port/fhir/big/MedicationRequest/pl-1/_history/1",
+       '... its Location path on the gateway\'s route');
+    is($r->{headers}{'content-location'}, "http://127.0.0.1:$big_port/fhir/big/MedicationRequest/pl-1",
+       '... and its Content-Location path');
+    $r = HTTP::Tiny->new(max_redirect => 0)->get("http://127.0.0.1:$big_port/fhir/big/PathOut.json");
+    is($r->{status}, 201, 'paths outside the partner\'s base: the partner\'s status');
+    ok(!exists $r->{headers}{location} && !exists $r->{headers}{'content-location'},
+       '... with neither header, which would name nothing at the gateway');
 }
 
 # fhir_proxy.conf in a location without "fhir_gateway on": nginx cannot

@@ -186,12 +186,35 @@ fhir_detect_version(const char *text, size_t len)
 
 /* URL rewriting */
 
+/* the path of the partner's base URL ("" for a base with none) */
+static int
+fhir_base_path(fhir_conv_t *c, const char **path, size_t *len)
+{
+    const char  *b = c->partner_base, *end, *p;
+
+    if (c->partner_base_len == 0 || c->public_base_len == 0) {
+        return 0;
+    }
+
+    end = b + c->partner_base_len;
+    p = memchr(b, ':', c->partner_base_len);
+    if (p == NULL || end - p < 3 || p[1] != '/' || p[2] != '/') {
+        return 0;
+    }
+
+    p = memchr(p + 3, '/', (size_t) (end - p - 3));
+    *path = p ? p : end;
+    *len = (size_t) (end - *path);
+    return 1;
+}
+
+
 int
 fhir_rewrite_url(fhir_conv_t *c, const char *in, size_t len,
     const char **out, size_t *out_len)
 {
-    const char  *rest, *type, *to, *slash;
-    size_t       rest_len, type_len, n, to_len;
+    const char  *rest, *type, *to, *slash, *bp;
+    size_t       rest_len, type_len, n, to_len, bp_len;
     int          based = 0;
     char        *p;
 
@@ -209,6 +232,18 @@ fhir_rewrite_url(fhir_conv_t *c, const char *in, size_t len,
         based = 1;
         rest = in + c->partner_base_len;
         rest_len = len - c->partner_base_len;
+
+    } else if (len && in[0] == '/' && (len == 1 || in[1] != '/')
+               && fhir_base_path(c, &bp, &bp_len)
+               && len >= bp_len && memcmp(in, bp, bp_len) == 0
+               && (len == bp_len || in[bp_len] == '/' || in[bp_len] == '?'))
+    {
+        /* a path on the partner's server (a Location or Content-Location
+         * header relative to its origin, a reference so written) under the
+         * partner's base: the gateway's route, as an absolute URL */
+        based = 1;
+        rest = in + bp_len;
+        rest_len = len - bp_len;
 
     } else if (c->from != FHIR_DSTU2
                || len == 0 || (in[0] != 'M' && in[0] != 'C' && in[0] != '/'))

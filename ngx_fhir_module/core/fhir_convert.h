@@ -22,7 +22,8 @@ typedef struct {
     fhir_version_t   from;
 
     /* absolute references and Bundle URLs that start with partner_base are
-     * rewritten to start with public_base (both without a trailing slash) */
+     * rewritten to start with public_base (both without a trailing slash),
+     * and so are paths ("/...") under partner_base's path */
     const char      *partner_base;
     size_t           partner_base_len;
     const char      *public_base;

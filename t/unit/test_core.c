@@ -795,6 +795,56 @@ test_conversions(void)
           && HAS(o, "\"https://gw.example/fhir/p/Patient/5\""),
           "STU3 references: no rename, the partner's base rewritten: %s", o);
 
+    /* a path on the partner's server under its base's path is the
+     * gateway's route, as an absolute URL; one outside it, a network-path
+     * ("//host/...") or a path that only starts with the same letters
+     * stays */
+    o = conv_str("{\"resourceType\":\"MedicationDispense\",\"a\":[{\"reference\":"
+                 "\"/fhir/Patient/6\"},{\"reference\":\"/fhir\"},"
+                 "{\"reference\":\"/fhir?x=1\"},{\"reference\":\"/fhirx/Patient/7\"},"
+                 "{\"reference\":\"//partner.example/fhir/Patient/8\"},"
+                 "{\"reference\":\"/other/Patient/9\"}]}", FHIR_STU3);
+    CHECK(HAS(o, "\"https://gw.example/fhir/p/Patient/6\"")
+          && HAS(o, "\"https://gw.example/fhir/p\"")
+          && HAS(o, "\"https://gw.example/fhir/p?x=1\"")
+          && HAS(o, "\"/fhirx/Patient/7\"")
+          && HAS(o, "\"//partner.example/fhir/Patient/8\"")
+          && HAS(o, "\"/other/Patient/9\""),
+          "paths under the partner's base path: %s", o);
+    o = conv_str("{\"resourceType\":\"MedicationDispense\",\"a\":[{\"reference\":"
+                 "\"/fhir/MedicationOrder/2\"}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"https://gw.example/fhir/p/MedicationRequest/2\""),
+          "a DSTU2 path under the partner's base path, renamed: %s", o);
+    {
+        fhir_conv_t   c;
+        fj_arena_t    a = { NULL, 0 };
+        const char   *out;
+        size_t        n;
+
+        /* a base with no path: every path is under it */
+        memset(&c, 0, sizeof(c));
+        c.from = FHIR_STU3;
+        c.arena = &a;
+        c.partner_base = "https://partner.example:8443";
+        c.partner_base_len = strlen(c.partner_base);
+        c.public_base = "https://gw.example/fhir/p";
+        c.public_base_len = strlen(c.public_base);
+        CHECK(fhir_rewrite_url(&c, "/Patient/1", 10, &out, &n) == 0
+              && n == 35 && memcmp(out, "https://gw.example/fhir/p/Patient/1", n) == 0,
+              "a path on a partner whose base has none: %.*s", (int) n, out);
+        /* no public base (the core's tools): paths stay */
+        c.public_base_len = 0;
+        CHECK(fhir_rewrite_url(&c, "/Patient/1", 10, &out, &n) == 0
+              && out[0] == '/' && n == 10, "no public base: a path stays");
+        /* a base that is not a URL: paths stay */
+        c.public_base_len = strlen(c.public_base);
+        c.partner_base = "partner";
+        c.partner_base_len = 7;
+        CHECK(fhir_rewrite_url(&c, "/Patient/1", 10, &out, &n) == 0
+              && out[0] == '/' && n == 10, "a base that is not a URL: a path stays");
+        fj_arena_free(&a);
+    }
+
     /* Bundle: URLs point at the gateway, types renamed */
     o = conv_str("{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
                  "\"total\":1,\"link\":[{\"relation\":\"next\",\"url\":"
