@@ -1043,6 +1043,14 @@ ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     *ctx->last_out = cl;
     ctx->last_out = &cl->next;
 
+    /* the most output memory the response held at once, in flight and in
+     * the converter's hands ($fhir_buffers_peak) */
+    size = ngx_http_fhir_chain_memory(ctx->busy)
+           + ngx_http_fhir_chain_memory(ctx->out) + ctx->pending.cap;
+    if (size > ctx->out_peak) {
+        ctx->out_peak = size;
+    }
+
     return NGX_OK;
 }
 
@@ -1078,17 +1086,20 @@ ngx_http_fhir_last_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
 
 /*
- * Feeds one input buffer to the core; NGX_DECLINED when none is left.  The
- * buffer is "pinned": it stays unconsumed in the eyes of the upstream pipe
- * until its converted bytes have left our buffers, so that a slow client
- * holds the partner back (nginx's own back-pressure) and the pipe keeps
- * calling this filter to flush.
+ * Feeds the core the next input, at most an output buffer's size of it at
+ * a time (what one feed converts is what may go beyond fhir_buffers: with
+ * a whole 64k proxy buffer at once, 2 4k buffers held 256k); NGX_DECLINED
+ * when none is left.  A buffer fed whole is "pinned": it stays unconsumed
+ * in the eyes of the upstream pipe until its converted bytes have left our
+ * buffers, so that a slow client holds the partner back (nginx's own
+ * back-pressure) and the pipe keeps calling this filter to flush.
  */
 static ngx_int_t
 ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_uint_t *flush)
 {
     int                        rc;
+    size_t                     n;
     ngx_buf_t                 *b;
     ngx_chain_t               *cl;
     ngx_http_fhir_loc_conf_t  *flcf;
@@ -1101,10 +1112,6 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 
     cl = ctx->in;
     b = cl->buf;
-    ctx->in = cl->next;
-
-    cl->next = ctx->pinned;
-    ctx->pinned = cl;
 
     if (ngx_buf_size(b) && !ngx_buf_in_memory(b)) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -1114,7 +1121,7 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ngx_buf_in_memory(b) && b->last > b->pos) {
+    if (ngx_buf_in_memory(b) && b->last > b->pos + ctx->in_fed) {
 
         /* new output memory starts at the size of an output buffer */
         if (ctx->pending.cap == 0
@@ -1123,12 +1130,27 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        rc = fhir_stream_feed(ctx->stream, (char *) b->pos, b->last - b->pos,
+        n = ngx_min((size_t) (b->last - b->pos) - ctx->in_fed,
+                    flcf->bufs.size);
+
+        rc = fhir_stream_feed(ctx->stream, (char *) b->pos + ctx->in_fed, n,
                               &ctx->pending);
         if (rc != FHIR_STREAM_OK) {
             return NGX_ABORT;
         }
+
+        ctx->in_fed += n;
+
+        if (b->pos + ctx->in_fed < b->last) {
+            return NGX_OK;
+        }
     }
+
+    ctx->in = cl->next;
+    ctx->in_fed = 0;
+
+    cl->next = ctx->pinned;
+    ctx->pinned = cl;
 
     if (b->flush) {
         *flush = 1;

@@ -259,7 +259,8 @@ typedef enum {
     NGX_HTTP_FHIR_VAR_CONTENT_TYPE,
     NGX_HTTP_FHIR_VAR_TENANT,
     NGX_HTTP_FHIR_VAR_SUBJECT,
-    NGX_HTTP_FHIR_VAR_CLIENT_ID
+    NGX_HTTP_FHIR_VAR_CLIENT_ID,
+    NGX_HTTP_FHIR_VAR_BUFFERS_PEAK
 } ngx_http_fhir_var_e;
 
 
@@ -303,6 +304,20 @@ ngx_http_fhir_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_FHIR_VAR_CLIENT_ID:
         name = ctx->authenticated ? ctx->claims.client_id : NULL;
+        break;
+
+    /* the most output memory a conversion held at once, in bytes: what
+     * fhir_buffers bounds, for an access log that helps size it */
+
+    case NGX_HTTP_FHIR_VAR_BUFFERS_PEAK:
+        if (ctx->out_peak == 0) {
+            break;
+        }
+        val.data = ngx_pnalloc(r->pool, NGX_SIZE_T_LEN);
+        if (val.data == NULL) {
+            return NGX_ERROR;
+        }
+        val.len = ngx_sprintf(val.data, "%uz", ctx->out_peak) - val.data;
         break;
 
     /* the partner of the request */
@@ -423,6 +438,9 @@ static ngx_http_variable_t  ngx_http_fhir_vars[] = {
 
     { ngx_string("fhir_client_id"), NULL, ngx_http_fhir_variable,
       NGX_HTTP_FHIR_VAR_CLIENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("fhir_buffers_peak"), NULL, ngx_http_fhir_variable,
+      NGX_HTTP_FHIR_VAR_BUFFERS_PEAK, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };

@@ -177,12 +177,14 @@ typedef struct {
     ngx_str_t                  public_base;
 
     ngx_chain_t               *in;
+    size_t                     in_fed;         /* of in's first buffer */
     ngx_chain_t               *pinned;         /* fed, not yet released */
     ngx_chain_t               *out;
     ngx_chain_t              **last_out;
     ngx_chain_t               *free;
     ngx_chain_t               *busy;
     ngx_chain_t               *outbufs;        /* every output buffer */
+    size_t                     out_peak;       /* $fhir_buffers_peak */
 
     ngx_str_t                  oo;             /* the OperationOutcome */
 

@@ -79,10 +79,18 @@ server {
         return 302 /fhir/Patient/secret-78;
     }
 }
+log_format peak '\$request_uri \$status \$fhir_buffers_peak';
 server {
     listen 127.0.0.1:$big_port;
+    access_log logs/peak.log peak;
     add_header X-Server-Level "kept" always;
     location /notgw/ { include $top/conf/fhir_proxy.conf; }
+    location /wide/ {
+        fhir_gateway on;
+        fhir_auth off;
+        fhir_buffers 64 64k;
+        include $top/conf/fhir_proxy.conf;
+    }
     location /fhir/ {
         fhir_gateway on;
         fhir_auth off;
@@ -191,16 +199,21 @@ sub worker_rss {
     while (<$st>) { return $1 if /^VmRSS:\s+(\d+)/ }
     return 0;
 }
-{
+# (returns the socket, unread, and how much more the worker holds)
+sub stalled_caller {
+    my ($path) = @_;
     my $before = worker_rss();
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $big_port,
                                   Proto => 'tcp') or die $!;
     setsockopt($s, SOL_SOCKET, SO_RCVBUF, 16384);
-    print $s "GET /fhir/big/Observation.json HTTP/1.0\r\nHost: x\r\n\r\n";
+    print $s "GET $path HTTP/1.0\r\nHost: x\r\n\r\n";
     sleep 2;
-    my $held = worker_rss() - $before;
-    ok($before > 0 && $held < 4096,
-       "a caller that stops reading: the worker holds $held KB more, not the Bundle");
+    return ($s, $before > 0 ? worker_rss() - $before : undef);
+}
+{
+    my ($s, $held) = stalled_caller('/fhir/big/Observation.json');
+    ok(defined $held && $held < 4096,
+       "a caller that stops reading: the worker holds " . ($held // '?') . " KB more, not the Bundle");
     my ($data, $buf) = ('');
     while (sysread($s, $buf, 1 << 20)) { $data .= $buf }
     my (undef, $body) = split /\r\n\r\n/, $data, 2;
@@ -208,6 +221,27 @@ sub worker_rss {
     my $n = () = ($body // '') =~ /\{"resource":\{/g;
     ok($n == $big_n && $body =~ /\]\}\z/,
        "a caller that stops reading: then all $big_n entries, to the end ($n)");
+}
+
+# what was in flight at most ($fhir_buffers_peak, in the access log): with
+# fhir_buffers 2 4k, some 8k and what one feed of 4k converts to (a whole
+# 64k proxy buffer converted at once held 256k), and a location that
+# allows 64 64k uses more of what it allows (the proxy's 8 64k buffers
+# read ahead are what it then has at hand), never the Bundle
+{
+    my ($s) = stalled_caller('/wide/big/Observation.json');
+    my ($data, $buf) = ('');
+    while (sysread($s, $buf, 1 << 20)) { $data .= $buf }
+    my $n = () = $data =~ /\{"resource":\{/g;
+    is($n, $big_n, 'fhir_buffers 64 64k, a caller that stops reading: then all the entries');
+    sleep 0.3;
+    my %peak = map { /^(\S+) 200 (\d+)$/ ? ($1 => $2) : () }
+               do { open my $fh, '<', "$g->{prefix}/logs/peak.log" or die $!; <$fh> };
+    my ($narrow, $wide) = @peak{'/fhir/big/Observation.json', '/wide/big/Observation.json'};
+    ok(defined $narrow && $narrow >= 8192 && $narrow <= 65536,
+       'fhir_buffers 2 4k: at most ' . ($narrow // '?') . ' bytes of output in flight and at hand');
+    ok(defined $wide && defined $narrow && $wide > 4 * $narrow && $wide <= 64 * 65536,
+       'fhir_buffers 64 64k: ' . ($wide // '?') . ' bytes, within its own bound');
 }
 
 # the partner sends two entries and then holds the rest back until the test
