@@ -264,6 +264,10 @@ ok($rc != 0 && $o =~ /truncated/, 'verifier: a truncated log') or diag $o;
     select(undef, undef, undef, 0.5);
     my @answers = map { open my $fh, '<', "$ids.$_"; map { [ split ' ' ] } <$fh> } 1 .. 10;
     is(scalar(grep { $_->[0] == 200 } @answers), 1000, 'concurrency: 1000 requests answered 200');
+    # (the gateway draws the ids' random bytes 4 KB at a time: 256 ids a
+    # draw, so each worker drew several times here)
+    my %ids = map { $_->[1] => 1 } grep { $_->[1] =~ /^[0-9a-f]{32}\z/ } @answers;
+    is(scalar(keys %ids), 1000, 'concurrency: 1000 distinct request ids of 32 hex digits');
     my @all = records();
     my @new = @all[$before .. $#all];
     is(scalar(grep { $_->{broken} } @new), 0, 'concurrency: no torn record');
