@@ -1086,10 +1086,11 @@ ngx_http_fhir_last_buf(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
 
 /*
- * Feeds the core the next input, at most an output buffer's size of it at
- * a time (what one feed converts is what may go beyond fhir_buffers: with
- * a whole 64k proxy buffer at once, 2 4k buffers held 256k); NGX_DECLINED
- * when none is left.  A buffer fed whole is "pinned": it stays unconsumed
+ * Feeds the core the next input, at most what the output buffers have room
+ * for (NUMBER x SIZE less what is pending), or SIZE (what one feed
+ * converts is what may go beyond fhir_buffers: with a whole 64k proxy
+ * buffer at once, 2 4k buffers held 256k); NGX_DECLINED when none is
+ * left.  A buffer fed whole is "pinned": it stays unconsumed
  * in the eyes of the upstream pipe until its converted bytes have left our
  * buffers, so that a slow client holds the partner back (nginx's own
  * back-pressure) and the pipe keeps calling this filter to flush.
@@ -1130,8 +1131,11 @@ ngx_http_fhir_feed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        n = ngx_min((size_t) (b->last - b->pos) - ctx->in_fed,
-                    flcf->bufs.size);
+        /* as much as the output buffers have room for, at least SIZE */
+        n = flcf->bufs.num * flcf->bufs.size;
+        n = (n > ctx->pending.len + flcf->bufs.size) ? n - ctx->pending.len
+                                                     : flcf->bufs.size;
+        n = ngx_min((size_t) (b->last - b->pos) - ctx->in_fed, n);
 
         rc = fhir_stream_feed(ctx->stream, (char *) b->pos + ctx->in_fed, n,
                               &ctx->pending);
