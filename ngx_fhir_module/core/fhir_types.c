@@ -157,6 +157,7 @@ typedef struct {
     fj_node_t  *interpretation, *_interpretation;
     fj_node_t  *reference_range;
     fj_node_t  *value_attachment;
+    fj_node_t  *value_quantity;
     fj_node_t  *category, *_category;
     fj_node_t  *comments, *_comments;   /* DSTU2 comments, STU3 comment */
     fj_node_t  *note;
@@ -182,7 +183,7 @@ typedef struct {
      | FHIR_OBS_B("_comments") | FHIR_OBS_B("component")                     \
      | FHIR_OBS_B("_category") | FHIR_OBS_B("interpretation")                \
      | FHIR_OBS_B("_interpretation") | FHIR_OBS_B("referenceRange")          \
-     | FHIR_OBS_B("valueAttachment"))
+     | FHIR_OBS_B("valueAttachment") | FHIR_OBS_B("valueQuantity"))
 
 
 static void
@@ -241,6 +242,12 @@ fhir_obs_members(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
             }
             break;
 
+        case 13:
+            if (FJ_KEY(m, "valueQuantity")) {
+                f->value_quantity = m;
+            }
+            break;
+
         case 14:
             if (FJ_KEY(m, "interpretation")) {
                 f->interpretation = m;
@@ -261,10 +268,43 @@ fhir_obs_members(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
 }
 
 
+/*
+ * US Core's vital signs require valueQuantity.unit (16.1), which a source
+ * may leave out where it gives the UCUM code (the DSTU2 SMART samples, 892
+ * times): the code is the unit, and is copied to it.  Nothing is made up:
+ * without a UCUM code the unit stays absent.
+ */
+static int
+fhir_ucum_unit(fhir_conv_t *c, fj_node_t *q)
+{
+    fj_node_t  *code, *u;
+
+    if (q == NULL || q->type != FJ_OBJECT
+        || fj_get(q, "unit") || fj_get(q, "_unit")
+        || !fj_str_is(fj_get(q, "system"), "http://unitsofmeasure.org"))
+    {
+        return 0;
+    }
+
+    code = fj_get(q, "code");
+    if (code == NULL || code->type != FJ_STRING || code->raw_len == 0) {
+        return 0;
+    }
+
+    FHIR_TRY(u = fj_new_strn(c->arena, code->raw, code->raw_len));
+    fhir_put_after(q, "value", fj_member(u, "unit"));
+    return 0;
+}
+
+
 static int
 fhir_obs_common(fhir_conv_t *c, fj_node_t *o, fhir_obs_t *f)
 {
     fj_node_t  *m, *e;
+
+    if (fhir_ucum_unit(c, f->value_quantity) != 0) {
+        return -1;
+    }
 
     if (fhir_to_array_pair(c, f->interpretation, f->_interpretation) != 0) {
         return -1;
@@ -588,6 +628,11 @@ fhir_conv_encounter(fhir_conv_t *c, fj_node_t *r)
                 fhir_rename(c, e, "role", "use");
             }
         }
+    }
+
+    /* US Core: type 1..*, which the source may lack (16.1) */
+    if (fhir_require(c, r, "type", 1) != 0) {
+        return -1;
     }
 
     return fhir_require(c, r, "class", 0);

@@ -590,6 +590,20 @@ test_conversions(void)
                  "\"ambulatory\"}}", FHIR_STU3);
     CHECK(HAS(o, "v3-ActCode\",\"code\":\"AMB\""),
           "STU3 system-less class mapped: %s", o);
+    /* US Core: Encounter.type 1..*: a data-absent-reason where the
+     * source has none, in either version; one there stays */
+    CHECK(HAS(o, "\"type\":[{\"extension\":[{\"url\":\"http://hl7.org/fhir/"
+                 "StructureDefinition/data-absent-reason\",\"valueCode\":"
+                 "\"unknown\"}]}]"), "STU3 Encounter without type: %s", o);
+    o = conv_str("{\"resourceType\":\"Encounter\",\"class\":\"inpatient\"}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"type\":[{\"extension\":[{\"url\":\"http://hl7.org/fhir/"
+                 "StructureDefinition/data-absent-reason\""),
+          "DSTU2 Encounter without type: %s", o);
+    o = conv_str("{\"resourceType\":\"Encounter\",\"type\":[{\"text\":\"t\"}],"
+                 "\"class\":\"inpatient\"}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"type\":[{\"text\":\"t\"}]") && !HAS(o, "absent"),
+          "an Encounter's type kept: %s", o);
 
     /* section 7.1: DSTU2 MedicationOrder */
     o = conv_str("{\"resourceType\":\"MedicationOrder\",\"id\":\"m\","
@@ -697,6 +711,37 @@ test_conversions(void)
                  "StructureDefinition/extension-Observation.valueAttachment\","
                  "\"valueAttachment\":{\"url\":\"http://a/b\"}}]")
           && !HAS(o, "comments"), "comments -> note, valueAttachment: %s", o);
+
+    /* US Core: a valueQuantity's UCUM code is its unit where the source
+     * gives none (the resource's and a component's, either version); not
+     * with a unit or its twin already there, another system, or no code */
+    o = conv_str("{\"resourceType\":\"Observation\",\"valueQuantity\":{"
+                 "\"value\":79,\"system\":\"http://unitsofmeasure.org/\","
+                 "\"code\":\"mm[Hg]\"},\"component\":[{\"valueQuantity\":{"
+                 "\"value\":1,\"system\":\"http://unitsofmeasure.org\",\"code\":"
+                 "\"%{HemoglobinSaturation}\"}},{\"valueQuantity\":{\"value\":2,"
+                 "\"unit\":\"beats\",\"system\":\"http://unitsofmeasure.org\","
+                 "\"code\":\"/min\"}},{\"valueQuantity\":{\"value\":3,\"_unit\":"
+                 "{\"id\":\"u\"},\"system\":\"http://unitsofmeasure.org\",\"code\":"
+                 "\"kg\"}},{\"valueQuantity\":{\"value\":4,\"system\":"
+                 "\"http://example.org/units\",\"code\":\"kg\"}},{\"valueQuantity\":"
+                 "{\"value\":5,\"system\":\"http://unitsofmeasure.org\"}},"
+                 "{\"valueQuantity\":{\"value\":6,\"system\":"
+                 "\"http://unitsofmeasure.org\",\"code\":\"\"}}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "\"valueQuantity\":{\"value\":79,\"unit\":\"mm[Hg]\","
+                 "\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}")
+          && HAS(o, "{\"value\":1,\"unit\":\"%{HemoglobinSaturation}\",")
+          && HAS(o, "{\"value\":2,\"unit\":\"beats\",\"system\"")
+          && HAS(o, "{\"value\":3,\"_unit\":{\"id\":\"u\"},\"system\"")
+          && HAS(o, "{\"value\":4,\"system\":\"http://example.org/units\"")
+          && HAS(o, "{\"value\":5,\"system\"")
+          && HAS(o, "{\"value\":6,\"system\""),
+          "UCUM code as the unit where none is given: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"valueQuantity\":{"
+                 "\"system\":\"http://unitsofmeasure.org\",\"code\":\"Cel\"}}",
+                 FHIR_STU3);
+    CHECK(HAS(o, "\"valueQuantity\":{\"unit\":\"Cel\",\"system\""),
+          "STU3, no value: the unit first: %s", o);
 
     /* an extension with an array of values becomes repeated extensions */
     o = conv_str("{\"resourceType\":\"Observation\",\"extension\":[{\"url\":"
