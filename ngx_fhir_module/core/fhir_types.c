@@ -340,7 +340,7 @@ fhir_conv_observation(fhir_conv_t *c, fj_node_t *r)
 {
     fj_node_t   *m, *e, *next, *code, *coding, *has, *der, *target;
     fhir_obs_t   f, cf;
-    int          bp = 0, panel = 0;
+    int          bp = 0, panel = 0, smoking = 0;
 
     fhir_obs_members(c, r, &f);
 
@@ -417,12 +417,20 @@ fhir_conv_observation(fhir_conv_t *c, fj_node_t *r)
             if (fj_str_is(fj_get(e, "code"), "85354-9")) {
                 panel = 1;
             }
+            if (fj_str_is(fj_get(e, "code"), "72166-2")) {
+                smoking = 1;
+            }
         }
         if (bp && !panel) {
             FHIR_TRY(e = fhir_coding(c, "http://loinc.org", "85354-9",
                          "Blood pressure panel with all children optional"));
             fj_insert_after(coding, NULL, e);
         }
+    }
+
+    /* US Core smoking status: issued 1..1, which the source may lack */
+    if (smoking && fhir_require_primitive(c, r, "issued") != 0) {
+        return -1;
     }
 
     return 0;

@@ -743,6 +743,23 @@ test_conversions(void)
     CHECK(HAS(o, "\"valueQuantity\":{\"unit\":\"Cel\",\"system\""),
           "STU3, no value: the unit first: %s", o);
 
+    /* US Core smoking status (LOINC 72166-2): issued 1..1 */
+    o = conv_str("{\"resourceType\":\"Observation\",\"code\":{\"coding\":[{"
+                 "\"system\":\"http://loinc.org\",\"code\":\"72166-2\"}]}}",
+                 FHIR_DSTU2);
+    CHECK(HAS(o, "\"_issued\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/"
+                 "StructureDefinition/data-absent-reason\""),
+          "smoking status without issued: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"issued\":\"2017-01-01\","
+                 "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+                 "\"code\":\"72166-2\"}]}}", FHIR_STU3);
+    CHECK(!HAS(o, "_issued") && HAS(o, "\"issued\":\"2017-01-01\""),
+          "smoking status with issued: %s", o);
+    o = conv_str("{\"resourceType\":\"Observation\",\"code\":{\"coding\":[{"
+                 "\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]}}",
+                 FHIR_DSTU2);
+    CHECK(!HAS(o, "issued"), "another Observation without issued: %s", o);
+
     /* an extension with an array of values becomes repeated extensions */
     o = conv_str("{\"resourceType\":\"Observation\",\"extension\":[{\"url\":"
                  "\"u\",\"valueString\":[\"a\",\"b\"]}],\"status\":\"final\"}",
