@@ -113,6 +113,19 @@ fhir_conv_patient(fhir_conv_t *c, fj_node_t *r)
         }
     }
 
+    /* US Core: identifier.system 1..1, which the source may lack (the
+     * Synthea samples' passport numbers): a data-absent-reason */
+    m = fj_get(r, "identifier");
+    if (m && m->type == FJ_ARRAY) {
+        for (e = m->child; e; e = e->next) {
+            if (e->type == FJ_OBJECT
+                && fhir_require_primitive(c, e, "system") != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
     m = fj_get(r, "extension");
     if (m && m->type == FJ_ARRAY) {
         for (e = m->child; e; e = e->next) {

@@ -768,6 +768,16 @@ test_conversions(void)
                  "{\"url\":\"u\",\"valueString\":\"b\"}]"),
           "extension value arrays split: %s", o);
 
+    /* US Core: a Patient identifier's system 1..1 */
+    o = conv_str("{\"resourceType\":\"Patient\",\"identifier\":[{\"value\":"
+                 "\"X1\"},{\"system\":\"urn:s\",\"value\":\"2\"},{\"_system\":"
+                 "{\"id\":\"s\"},\"value\":\"3\"}]}", FHIR_DSTU2);
+    CHECK(HAS(o, "{\"value\":\"X1\",\"_system\":{\"extension\":[{\"url\":"
+                 "\"http://hl7.org/fhir/StructureDefinition/data-absent-reason\"")
+          && HAS(o, "{\"system\":\"urn:s\",\"value\":\"2\"}")
+          && HAS(o, "{\"_system\":{\"id\":\"s\"},\"value\":\"3\"}"),
+          "Patient identifiers without a system: %s", o);
+
     /* section 2: Patient */
     o = conv_str("{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
                  "[\"van\",\"Dyke\"]}],\"careProvider\":[{}],\"link\":[{"
