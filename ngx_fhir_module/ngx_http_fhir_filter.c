@@ -964,15 +964,27 @@ ngx_http_fhir_chain_memory(ngx_chain_t *cl)
  * left.
  */
 static ngx_inline ngx_uint_t
+ngx_http_fhir_full(ngx_http_fhir_ctx_t *ctx, ngx_http_fhir_loc_conf_t *flcf,
+    size_t held)
+{
+    return held && held + ctx->pending.cap > flcf->bufs.num * flcf->bufs.size;
+}
+
+
+/* the output memory in flight: held by the next filters, or about to be */
+static ngx_inline size_t
+ngx_http_fhir_held(ngx_http_fhir_ctx_t *ctx)
+{
+    return ngx_http_fhir_chain_memory(ctx->busy)
+           + ngx_http_fhir_chain_memory(ctx->out);
+}
+
+
+static ngx_inline ngx_uint_t
 ngx_http_fhir_out_full(ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
-    size_t  held;
-
-    held = ngx_http_fhir_chain_memory(ctx->busy)
-           + ngx_http_fhir_chain_memory(ctx->out);
-
-    return held && held + ctx->pending.cap > flcf->bufs.num * flcf->bufs.size;
+    return ngx_http_fhir_full(ctx, flcf, ngx_http_fhir_held(ctx));
 }
 
 
@@ -985,7 +997,7 @@ ngx_http_fhir_out_full(ngx_http_fhir_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
-    size_t                     size;
+    size_t                     size, held;
     u_char                    *mem;
     ngx_buf_t                 *b;
     ngx_chain_t               *cl, *all;
@@ -997,7 +1009,9 @@ ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fhir_module);
 
-    if (ngx_http_fhir_out_full(ctx, flcf)) {
+    held = ngx_http_fhir_held(ctx);
+
+    if (ngx_http_fhir_full(ctx, flcf, held)) {
         return NGX_AGAIN;
     }
 
@@ -1043,12 +1057,12 @@ ngx_http_fhir_drain(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
     *ctx->last_out = cl;
     ctx->last_out = &cl->next;
 
-    /* the most output memory the response held at once, in flight and in
-     * the converter's hands ($fhir_buffers_peak) */
-    size = ngx_http_fhir_chain_memory(ctx->busy)
-           + ngx_http_fhir_chain_memory(ctx->out) + ctx->pending.cap;
-    if (size > ctx->out_peak) {
-        ctx->out_peak = size;
+    /* the most output memory the response held at once, in flight (the
+     * buffer just added with it) and in the converter's hands
+     * ($fhir_buffers_peak) */
+    held += (size_t) (b->end - b->start) + ctx->pending.cap;
+    if (held > ctx->out_peak) {
+        ctx->out_peak = held;
     }
 
     return NGX_OK;
