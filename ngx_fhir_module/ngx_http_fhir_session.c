@@ -19,6 +19,7 @@
 
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_fhir_module.h"
@@ -339,7 +340,7 @@ ngx_http_fhir_fetch_thread(void *data, ngx_log_t *log)
     ngx_http_fhir_fetch_t *f = data;
 
     char                     *form, *found, *cid, *sec, *scope, *ass;
-    size_t                    n;
+    size_t                    n, size;
     CURL                     *esc;
     fhir_version_t            v;
     struct curl_slist        *h = NULL;
@@ -395,21 +396,23 @@ ngx_http_fhir_fetch_thread(void *data, ngx_log_t *log)
                              (int) p->scope.len);
     ass = f->assertion ? curl_easy_escape(esc, f->assertion, 0) : NULL;
 
-    n = 256 + (cid ? strlen(cid) : 0) + (sec ? strlen(sec) : 0)
-        + (scope ? strlen(scope) : 0) + (ass ? strlen(ass) : 0);
-    form = malloc(n);
+    size = 256 + (cid ? strlen(cid) : 0) + (sec ? strlen(sec) : 0)
+           + (scope ? strlen(scope) : 0) + (ass ? strlen(ass) : 0);
+    form = malloc(size);
 
     if (form && cid && sec && scope) {
-        n = (size_t) snprintf(form, n, "grant_type=client_credentials%s%s",
+        /* each part is told the room that is left: the 256 bytes cover
+         * the fixed text of all of them */
+        n = (size_t) snprintf(form, size, "grant_type=client_credentials%s%s",
                               p->scope.len ? "&scope=" : "",
                               p->scope.len ? scope : "");
 
         if (p->auth == NGX_HTTP_FHIR_AUTH_POST) {
-            snprintf(form + n, 256 + strlen(cid) + strlen(sec),
-                     "&client_id=%s&client_secret=%s", cid, sec);
+            snprintf(form + n, size - n, "&client_id=%s&client_secret=%s",
+                     cid, sec);
 
         } else if (p->auth == NGX_HTTP_FHIR_AUTH_JWT && ass) {
-            snprintf(form + n, 256 + strlen(cid) + strlen(ass),
+            snprintf(form + n, size - n,
                      "&client_id=%s&client_assertion_type=urn%%3Aietf%%3Aparams"
                      "%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer"
                      "&client_assertion=%s", cid, ass);
@@ -558,6 +561,8 @@ ngx_http_fhir_fetch_done(ngx_event_t *ev)
                        - s->token;
         s->token_exp = exp;
         s->token_at = ngx_time();
+        /* the token lives on in the zone only */
+        OPENSSL_cleanse(tok->valuestring, strlen(tok->valuestring));
         cJSON_Delete(doc);
 
         ngx_log_error(NGX_LOG_INFO, f->log, 0,
@@ -573,7 +578,10 @@ done:
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     free(f->meta_body);
-    free(f->token_body);
+    if (f->token_body) {
+        OPENSSL_cleanse(f->token_body, f->token_len);
+        free(f->token_body);
+    }
     free(f->found_url);
     ngx_destroy_pool(f->pool);
 }
