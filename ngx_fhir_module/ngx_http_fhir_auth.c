@@ -193,6 +193,31 @@ ngx_http_fhir_auth_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
+ * A name that goes into the claims of the tokens the gateway signs, as a
+ * JSON string written as it is: no quote, backslash or control character,
+ * and short enough that the claims keep within their buffer.
+ */
+static const char *
+ngx_http_fhir_claim_name(u_char *p, size_t len, size_t max)
+{
+    size_t  i;
+
+    if (len > max) {
+        return max == 128 ? "is too long (at most 128 bytes)"
+                          : "is too long (at most 256 bytes)";
+    }
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
+            return "holds a quote, a backslash or a control character";
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
  * fhir_clients_file: one client a line,
  *     CLIENT_ID  TENANT[,TENANT...]  HASH [HASH...]
  * HASH = pbkdf2-sha256$ITER$SALT$HASH; several at once while a secret is
@@ -203,8 +228,9 @@ ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_fhir_main_conf_t *fmcf = conf;
 
-    u_char                     *p, *end, *line, *eol, *f[64];
+    u_char                     *p, *end, *line, *eol, *f[64], *t, *comma;
     char                       *rv;
+    const char                 *why, *what;
     size_t                      flen[64];
     ngx_str_t                  *value, text;
     ngx_uint_t                  i, n, lineno;
@@ -267,6 +293,33 @@ ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "fhir_clients_file \"%V\", line %ui: expected "
                                "CLIENT_ID TENANTS SECRET_HASH...",
                                &value[1], lineno);
+            return NGX_CONF_ERROR;
+        }
+
+        why = ngx_http_fhir_claim_name(f[0], flen[0], 128);
+        what = "client id";
+        if (why == NULL) {
+            /* each tenant of the list, up to 128 bytes */
+            what = "tenant";
+            for (t = f[1]; t < f[1] + flen[1]; t = comma + 1) {
+                comma = ngx_strlchr(t, f[1] + flen[1], ',');
+                if (comma == NULL) {
+                    comma = f[1] + flen[1];
+                }
+                why = ngx_http_fhir_claim_name(t, comma - t, 128);
+                if (why == NULL && comma == t) {
+                    why = "is empty";
+                }
+                if (why) {
+                    break;
+                }
+            }
+        }
+
+        if (why) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_clients_file \"%V\", line %ui: the %s %s",
+                               &value[1], lineno, what, why);
             return NGX_CONF_ERROR;
         }
 
@@ -378,11 +431,27 @@ ngx_http_fhir_auth_check(ngx_conf_t *cf, ngx_http_fhir_main_conf_t *fmcf)
 {
     ngx_http_fhir_auth_conf_t  *ac = &fmcf->auth;
 
+    const char                 *why;
+
     if (ac->issuer.len == 0) {
         ngx_str_set(&ac->issuer, "ngx_fhir");
     }
     if (ac->audience.len == 0) {
         ac->audience = ac->issuer;
+    }
+
+    why = ngx_http_fhir_claim_name(ac->issuer.data, ac->issuer.len, 256);
+    if (why) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"fhir_token_issuer\" %s",
+                           why);
+        return NGX_CONF_ERROR;
+    }
+
+    why = ngx_http_fhir_claim_name(ac->audience.data, ac->audience.len, 256);
+    if (why) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_token_audience\" %s", why);
+        return NGX_CONF_ERROR;
     }
     if (ac->lifetime == NGX_CONF_UNSET) {
         ac->lifetime = 900;
@@ -726,7 +795,7 @@ static ngx_int_t
 ngx_http_fhir_token_issue(ngx_http_request_t *r)
 {
     u_char                     *p, *body, rnd[16], *scope_p;
-    char                        jti[40], payload[1024], token[4096];
+    char                        jti[40], payload[2048], token[4096];
     size_t                      len;
     ngx_int_t                   n;
     ngx_str_t                   form, grant, id, secret, scope, basic, dec;
@@ -913,6 +982,17 @@ ngx_http_fhir_token_issue(ngx_http_request_t *r)
                      &tenant, &tenant, ngx_time(),
                      ngx_time() + ac->lifetime, jti)
         - (u_char *) payload;
+
+    if ((size_t) n >= sizeof(payload) - 1) {
+        /* cut: the claims would not be JSON (configured names too long) */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "fhir: the token's claims exceed %uz bytes: shorten "
+                      "fhir_token_issuer, fhir_token_audience, the client id "
+                      "or the tenant", sizeof(payload) - 2);
+        return ngx_http_fhir_token_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                   "server_error", "the token could not be issued");
+    }
+
     payload[n] = '\0';
 
     n = fhir_jwt_sign(ac->signing_key, (char *) ac->kid.data, payload, token,

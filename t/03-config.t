@@ -45,7 +45,31 @@ is($rc, 0, 'a good configuration passes') or diag $out;
 ($rc, $out) = nginx_t('fhir_partner a { url http://127.0.0.1:9/fhir; version auto; client_id c; client_secret_file tok; }');
 is($rc, 0, 'version auto with client credentials passes') or diag $out;
 
+# clients files: what goes into the claims of the tokens the gateway signs
+my $hash = 'pbkdf2-sha256$1000$c2FsdA$aGFzaA';
+for (['clear', "app t1 secret\n"], ['quote', "ap\"p t1 $hash\n"], ['long', ('a' x 129) . " t1 $hash\n"],
+     ['tenant', "app t1,t\\2 $hash\n"], ['empty', "app t1,,t2 $hash\n"], ['good', "# c\napp t1,t2 $hash\n"]) {
+    open my $fh, '>', "$prefix/conf/clients-$_->[0].txt" or die $!;
+    print $fh $_->[1];
+    close $fh;
+}
+($rc, $out) = nginx_t("$ok fhir_clients_file $prefix/conf/clients-good.txt; fhir_token_issuer https://gw.example/x;");
+is($rc, 0, 'a clients file with two tenants, and an issuer, pass') or diag $out;
+
 my @bad = (
+    ["$ok fhir_clients_file $prefix/conf/clients-clear.txt;",
+     qr/line 1: a secret must be stored as a pbkdf2-sha256\$\.\.\. hash, never in clear/, 'a secret in clear'],
+    ["$ok fhir_clients_file $prefix/conf/clients-quote.txt;",
+     qr/line 1: the client id holds a quote, a backslash or a control character/, 'a client id with a quote'],
+    ["$ok fhir_clients_file $prefix/conf/clients-long.txt;",
+     qr/line 1: the client id is too long \(at most 128 bytes/, 'a client id too long'],
+    ["$ok fhir_clients_file $prefix/conf/clients-tenant.txt;",
+     qr/line 1: the tenant holds a quote, a backslash or a control character/, 'a tenant with a backslash'],
+    ["$ok fhir_clients_file $prefix/conf/clients-empty.txt;",
+     qr/line 1: the tenant is empty/, 'an empty tenant in the list'],
+    [qq{$ok fhir_token_issuer 'https://a"b';}, qr/"fhir_token_issuer" holds a quote/, 'an issuer with a quote'],
+    ["$ok fhir_token_audience " . ('a' x 257) . ';', qr/"fhir_token_audience" is too long \(at most 256 bytes/,
+     'an audience too long'],
     ['fhir_partner a { version stu3; }', qr/fhir_partner "a" has no "url"/, 'missing url'],
     ['fhir_partner a { url http://x/fhir; auth client_secret_basic; client_id c; }',
      qr/client_secret_basic needs "client_id" and "client_secret_file"/, 'basic without a secret'],
