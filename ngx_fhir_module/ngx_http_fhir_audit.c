@@ -145,6 +145,20 @@ ngx_http_fhir_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 acf->tag.data = s.data + 4;
                 acf->tag.len = s.len - 4;
 
+                /* as nginx's own syslog tags: the record's APP-NAME */
+                for (i = 0; i < acf->tag.len; i++) {
+                    if (!isalnum(acf->tag.data[i]) && acf->tag.data[i] != '_') {
+                        break;
+                    }
+                }
+                if (i < acf->tag.len || acf->tag.len > 32) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "fhir_audit_log: syslog tag \"%V\" "
+                                       "must be 1 to 32 letters, digits or "
+                                       "\"_\"", &acf->tag);
+                    return NGX_CONF_ERROR;
+                }
+
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "fhir_audit_log: unknown syslog "

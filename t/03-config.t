@@ -55,6 +55,8 @@ for (['clear', "app t1 secret\n"], ['quote', "ap\"p t1 $hash\n"], ['long', ('a' 
 }
 ($rc, $out) = nginx_t("$ok fhir_clients_file $prefix/conf/clients-good.txt; fhir_token_issuer https://gw.example/x;");
 is($rc, 0, 'a clients file with two tenants, and an issuer, pass') or diag $out;
+($rc, $out) = nginx_t("$ok fhir_audit_log syslog:server=127.0.0.1,tag=Ngx_fhir_2; fhir_audit_key_file $prefix/conf/audit.key;");
+is($rc, 0, 'a syslog tag of letters, digits and "_" passes') or diag $out;
 
 my @bad = (
     ["$ok fhir_clients_file $prefix/conf/clients-clear.txt;",
@@ -70,6 +72,10 @@ my @bad = (
     [qq{$ok fhir_token_issuer 'https://a"b';}, qr/"fhir_token_issuer" holds a quote/, 'an issuer with a quote'],
     ["$ok fhir_token_audience " . ('a' x 257) . ';', qr/"fhir_token_audience" is too long \(at most 256 bytes/,
      'an audience too long'],
+    ["$ok fhir_audit_log syslog:server=127.0.0.1,tag=a-b;",
+     qr/fhir_audit_log: syslog tag "a-b" must be 1 to 32 letters, digits or "_"/, 'a syslog tag nginx would refuse'],
+    ["$ok fhir_audit_log syslog:server=127.0.0.1,tag=" . ('t' x 33) . ';',
+     qr/fhir_audit_log: syslog tag "t{33}" must be 1 to 32/, 'a syslog tag too long'],
     ['fhir_partner a { version stu3; }', qr/fhir_partner "a" has no "url"/, 'missing url'],
     ['fhir_partner a { url http://x/fhir; auth client_secret_basic; client_id c; }',
      qr/client_secret_basic needs "client_id" and "client_secret_file"/, 'basic without a secret'],
