@@ -64,6 +64,7 @@ ngx_http_fhir_token_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
 
     BIO                 *bio;
     char                *rv, err[128];
+    const char          *why;
     EVP_PKEY            *pkey;
     ngx_str_t           *value, pem;
     fhir_jwks_t         *own;
@@ -106,6 +107,13 @@ ngx_http_fhir_token_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (cf->args->nelts > 2) {
         ac->kid = value[2];
+        why = ngx_http_fhir_claim_name(ac->kid.data, ac->kid.len, 128);
+        if (why) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_token_signing_key: the key id \"%V\" %s",
+                               &ac->kid, why);
+            return NGX_CONF_ERROR;
+        }
     } else {
         ngx_str_set(&ac->kid, "ngx-fhir-1");
     }
@@ -197,14 +205,15 @@ ngx_http_fhir_auth_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * JSON string written as it is: no quote, backslash or control character,
  * and short enough that the claims keep within their buffer.
  */
-static const char *
+const char *
 ngx_http_fhir_claim_name(u_char *p, size_t len, size_t max)
 {
     size_t  i;
 
     if (len > max) {
         return max == 128 ? "is too long (at most 128 bytes)"
-                          : "is too long (at most 256 bytes)";
+               : max == 256 ? "is too long (at most 256 bytes)"
+               : "is too long (at most 511 bytes)";
     }
 
     for (i = 0; i < len; i++) {

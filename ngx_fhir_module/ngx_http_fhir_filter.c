@@ -898,10 +898,12 @@ ngx_http_fhir_response_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fhir_stream_failed(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx)
 {
-    u_char  why[256];
+    u_char  why[256], *p;
 
-    ngx_snprintf(why, sizeof(why) - 1, "cannot be converted: %s%Z",
-                 fhir_stream_error(ctx->stream));
+    /* terminated whatever the length of the core's message */
+    p = ngx_snprintf(why, sizeof(why) - 1, "cannot be converted: %s",
+                     fhir_stream_error(ctx->stream));
+    *p = '\0';
 
     return ngx_http_fhir_response_failed(r, ctx, (char *) why,
                "the partner's response is not valid FHIR JSON and cannot be "

@@ -1870,10 +1870,26 @@ static char *
 ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
     ngx_str_t *value)
 {
-    BIO        *bio;
-    char       *rv;
-    ngx_str_t   pem;
-    ngx_int_t   n;
+    BIO         *bio;
+    char        *rv;
+    ngx_str_t    pem;
+    ngx_int_t    n;
+    const char  *why;
+
+    if (ngx_strcmp(value[0].data, "client_id") == 0
+        || ngx_strcmp(value[0].data, "key_id") == 0
+        || ngx_strcmp(value[0].data, "token_url") == 0)
+    {
+        /* written as they are into the client assertion's JSON */
+        why = ngx_http_fhir_claim_name(value[1].data, value[1].len,
+                                       value[0].data[0] == 't' ? 511 : 128);
+        if (why) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "fhir_partner \"%V\": %V \"%V\" %s",
+                               &partner->name, &value[0], &value[1], why);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (ngx_strcmp(value[0].data, "client_id") == 0) {
         partner->client_id = value[1];

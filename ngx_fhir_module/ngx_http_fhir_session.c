@@ -321,7 +321,16 @@ ngx_http_fhir_discover_token_url(const char *body, size_t len,
                 u = cJSON_GetObjectItemCaseSensitive(x, "url");
                 if (cJSON_IsString(u) && strcmp(u->valuestring, "token") == 0) {
                     u = cJSON_GetObjectItemCaseSensitive(x, "valueUri");
-                    if (cJSON_IsString(u)) {
+                    /* an http(s) URL that fits the zone and goes into a
+                     * client assertion as it is; else none was found */
+                    if (cJSON_IsString(u) && url == NULL
+                        && (strncmp(u->valuestring, "https://", 8) == 0
+                            || strncmp(u->valuestring, "http://", 7) == 0)
+                        && ngx_http_fhir_claim_name(
+                               (u_char *) u->valuestring,
+                               strlen(u->valuestring), 511) == NULL
+                        && strchr(u->valuestring, ' ') == NULL)
+                    {
                         url = strdup(u->valuestring);
                     }
                 }

@@ -483,7 +483,7 @@ const server = http.createServer((req, res) => {
     }
     // metadata faults, by base path, for the tests
     let path = url.pathname;
-    const mf = /^\/fault-(missing|malformed|r5|slow)(\/.*)$/.exec(path);
+    const mf = /^\/fault-(missing|malformed|r5|slow|badtoken)(\/.*)$/.exec(path);
     if (mf) path = mf[2];
     if (!path.startsWith(BASE_PATH)) return sendJson(res, 404, outcome('error', 'not-found', 'not found'));
     const rel = path.slice(BASE_PATH.length);
@@ -492,6 +492,12 @@ const server = http.createServer((req, res) => {
       if (mf && mf[1] === 'missing') return sendJson(res, 404, outcome('error', 'not-found', 'no metadata'));
       if (mf && mf[1] === 'malformed') { res.writeHead(200, { 'Content-Type': MIME }); return res.end('{"resourceType":'); }
       if (mf && mf[1] === 'r5') return sendJson(res, 200, Object.assign(metadata(), { fhirVersion: '5.0.0' }));
+      if (mf && mf[1] === 'badtoken') {
+        // a token URL that would break the JSON of a client assertion
+        const doc = metadata();
+        doc.rest[0].security.extension[0].extension[0].valueUri = `http://${opt.host}:${opt.port}/tok"en`;
+        return sendJson(res, 200, doc);
+      }
       return sendJson(res, 200, metadata());
     }
     const m = /\/(_fault-[a-z0-9]+)$/.exec(rel);

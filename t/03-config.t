@@ -58,7 +58,13 @@ is($rc, 0, 'a clients file with two tenants, and an issuer, pass') or diag $out;
 ($rc, $out) = nginx_t("$ok fhir_audit_log syslog:server=127.0.0.1,tag=Ngx_fhir_2; fhir_audit_key_file $prefix/conf/audit.key;");
 is($rc, 0, 'a syslog tag of letters, digits and "_" passes') or diag $out;
 
+system("umask 077; openssl ecparam -name prime256v1 -genkey -noout -out $prefix/conf/sign.pem") == 0 or die;
+($rc, $out) = nginx_t("$ok fhir_token_signing_key $prefix/conf/sign.pem key-2026;");
+is($rc, 0, 'a signing key with a key id passes') or diag $out;
+
 my @bad = (
+    [qq{$ok fhir_token_signing_key $prefix/conf/sign.pem 'k"1';},
+     qr/fhir_token_signing_key: the key id "k"1" holds a quote/, 'a signing key id with a quote'],
     ["$ok fhir_clients_file $prefix/conf/clients-clear.txt;",
      qr/line 1: a secret must be stored as a pbkdf2-sha256\$\.\.\. hash, never in clear/, 'a secret in clear'],
     ["$ok fhir_clients_file $prefix/conf/clients-quote.txt;",
@@ -76,6 +82,13 @@ my @bad = (
      qr/fhir_audit_log: syslog tag "a-b" must be 1 to 32 letters, digits or "_"/, 'a syslog tag nginx would refuse'],
     ["$ok fhir_audit_log syslog:server=127.0.0.1,tag=" . ('t' x 33) . ';',
      qr/fhir_audit_log: syslog tag "t{33}" must be 1 to 32/, 'a syslog tag too long'],
+    [q{fhir_partner a { url http://x/fhir; client_id 'c"d'; client_secret_file tok; }},
+     qr/fhir_partner "a": client_id "c"d" holds a quote, a backslash or a control character/,
+     'a partner client id with a quote'],
+    [q{fhir_partner a { url http://x/fhir; key_id 'k"'; }},
+     qr/fhir_partner "a": key_id "k"" holds a quote/, 'a key id with a quote'],
+    [q{fhir_partner a { url http://x/fhir; token_url 'http://t/"x'; }},
+     qr/fhir_partner "a": token_url "http:\/\/t\/"x" holds a quote/, 'a token_url with a quote'],
     ['fhir_partner a { version stu3; }', qr/fhir_partner "a" has no "url"/, 'missing url'],
     ['fhir_partner a { url http://x/fhir; auth client_secret_basic; client_id c; }',
      qr/client_secret_basic needs "client_id" and "client_secret_file"/, 'basic without a secret'],

@@ -102,6 +102,9 @@ sub stats { my ($g, $p) = @_;
     for my $m (qw(missing malformed r5)) {
         $extra .= "fhir_partner m$m { url http://127.0.0.1:$rp/fault-$m/fhir; version auto; }\n";
     }
+    # a discovered token URL that is no plain http(s) URL is not used
+    $extra .= "fhir_partner mbadtoken { url http://127.0.0.1:$rp/fault-badtoken/fhir; version auto; "
+            . "client_id gateway-redox; client_secret_file $dir/secret; timeout 2s; }\n";
     my $g = start_gateway(name => 'partners-faults', env => { AUTH => 'off', MOCK_PORT_BASE => $rp - 1 },
                           extra_http => $extra);
     my $u = $g->url;
@@ -111,7 +114,8 @@ sub stats { my ($g, $p) = @_;
                [tmalformed => 503, 'token endpoint answers malformed JSON'],
                [tdenied => 503, 'token endpoint refuses the credentials'],
                [mmissing => 502, 'metadata missing'], [mmalformed => 502, 'metadata malformed'],
-               [mr5 => 502, 'metadata of an unknown version']) {
+               [mr5 => 502, 'metadata of an unknown version'],
+               [mbadtoken => 503, 'a token URL in the metadata that is not a plain URL']) {
         my ($p, $status, $what) = @$c;
         my $r = http_get("$u/fhir/$p/Patient/$pid");
         is($r->{status}, $status, "fault: $what: $status");
@@ -133,6 +137,8 @@ sub stats { my ($g, $p) = @_;
     like($log, qr/partner "mmissing": metadata answered HTTP 404/, 'log: missing metadata');
     like($log, qr/partner "mr5": the conformance statement is malformed or of an unknown FHIR version/,
          'log: unknown version');
+    like($log, qr/partner "mbadtoken": .*no token URL: none configured and none in the conformance statement/,
+         'log: the unusable token URL is not used');
     unlike($log, qr/wrong-secret/, 'log: no secret');
     is(http_get("$u/fhir/redox/Patient/$pid")->{status}, 200, 'faults: the other partners are still served');
 
