@@ -456,6 +456,20 @@ ngx_http_fhir_auth_check(ngx_conf_t *cf, ngx_http_fhir_main_conf_t *fmcf)
         return NGX_CONF_ERROR;
     }
 
+    /* advertised as it is in the converted conformance statements */
+    if (ac->token_url.len
+        && ((ngx_strncmp(ac->token_url.data, "http://", 7) != 0
+             && ngx_strncmp(ac->token_url.data, "https://", 8) != 0)
+            || ngx_http_fhir_claim_name(ac->token_url.data, ac->token_url.len,
+                                        511)))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"fhir_token_url\" \"%V\" "
+                           "must be an http:// or https:// URL of at most 511 "
+                           "bytes without a quote, backslash or control "
+                           "character", &ac->token_url);
+        return NGX_CONF_ERROR;
+    }
+
     why = ngx_http_fhir_claim_name(ac->audience.data, ac->audience.len, 256);
     if (why) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

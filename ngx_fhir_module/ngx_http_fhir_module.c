@@ -686,6 +686,36 @@ ngx_http_fhir_find_partner(ngx_http_request_t *r, u_char *name, size_t len)
 }
 
 
+/*
+ * The caller's Host goes into the URLs the gateway writes (JSON strings,
+ * Location headers) as it is: only the bytes of an RFC 3986 authority
+ * (nginx itself lets a quote or a backslash through).
+ */
+static ngx_uint_t
+ngx_http_fhir_host_ok(ngx_str_t *host)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    for (i = 0; i < host->len; i++) {
+        c = host->data[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9'))
+        {
+            continue;
+        }
+
+        if (ngx_strchr("-._~!$&'()*+,;=:[]%", c) == NULL) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* NGX_DECLINED: the caller's Host cannot be written into a URL */
 static ngx_int_t
 ngx_http_fhir_public_base(ngx_http_request_t *r, ngx_http_fhir_loc_conf_t *flcf,
     ngx_http_fhir_ctx_t *ctx)
@@ -712,6 +742,10 @@ ngx_http_fhir_public_base(ngx_http_request_t *r, ngx_http_fhir_loc_conf_t *flcf,
         base = flcf->prefix;
         if (base.len && base.data[base.len - 1] == '/') {
             base.len--;
+        }
+
+        if (!ngx_http_fhir_host_ok(&host)) {
+            return NGX_DECLINED;
         }
     }
 
@@ -1230,6 +1264,7 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
     ngx_http_fhir_loc_conf_t *flcf)
 {
     u_char     *p, *end, *name;
+    ngx_int_t   rc;
     ngx_str_t  *ct;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST))) {
@@ -1349,7 +1384,15 @@ ngx_http_fhir_route(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         return ngx_http_fhir_not_json(r, ctx);
     }
 
-    if (ngx_http_fhir_public_base(r, flcf, ctx) != NGX_OK) {
+    rc = ngx_http_fhir_public_base(r, flcf, ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_fhir_set_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "the Host header is not a host name "
+                                       "(and port)");
+    }
+
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1543,6 +1586,7 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_fhir_loc_conf_t  *prev = parent;
     ngx_http_fhir_loc_conf_t  *conf = child;
 
+    const char                *why;
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
@@ -1584,6 +1628,17 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_public_url\" must start with http:// or "
                            "https://, not \"%V\"", &conf->public_url);
+        return NGX_CONF_ERROR;
+    }
+
+    /* written as it is into the URLs of converted bodies */
+    if (conf->public_url.len
+        && (why = ngx_http_fhir_claim_name(conf->public_url.data,
+                                           conf->public_url.len, 511)))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fhir_public_url\" \"%V\" %s",
+                           &conf->public_url, why);
         return NGX_CONF_ERROR;
     }
 

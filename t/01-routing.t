@@ -188,6 +188,16 @@ unlike($g->error_log, qr/cannot be converted/, 'HEAD: no conversion failure logg
     is($r->{status}, 404, 'the error location is internal');
     select(undef, undef, undef, 0.3);
     is(-s $audit, $before, 'nginx refusals are not audited (no read event)');
+    # the caller's Host goes into the URLs of the response: one that is no
+    # host name (nginx lets a quote or a backslash through) is refused
+    for my $host ('a"b', 'a\\b', 'x{y}') {
+        ($head, $body) = $raw->("GET /fhir/datica/metadata HTTP/1.1\r\nHost: $host\r\nConnection: close\r\n\r\n");
+        like($head, qr{^HTTP/1\.1 400}, "Host $host: 400");
+        like(eval { JSON::PP->new->decode($body)->{issue}[0]{diagnostics} } // '', qr/the Host header is not a host name/,
+             "Host $host: an OperationOutcome that says why");
+    }
+    ($head, $body) = $raw->("GET /fhir/datica/metadata HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n");
+    like($head, qr{^HTTP/1\.1 200}, 'Host [::1]:8080: served');
 }
 
 # the caller's own Authorization (here the gateway's token for the caller)

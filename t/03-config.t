@@ -76,6 +76,8 @@ my @bad = (
     ["$ok fhir_clients_file $prefix/conf/clients-empty.txt;",
      qr/line 1: the tenant is empty/, 'an empty tenant in the list'],
     [qq{$ok fhir_token_issuer 'https://a"b';}, qr/"fhir_token_issuer" holds a quote/, 'an issuer with a quote'],
+    ["$ok fhir_token_url /fhir/token;", qr/"fhir_token_url" "\/fhir\/token" must be an http:\/\/ or https:\/\/ URL/,
+     'a token url that is no URL'],
     ["$ok fhir_token_audience " . ('a' x 257) . ';', qr/"fhir_token_audience" is too long \(at most 256 bytes/,
      'an audience too long'],
     ["$ok fhir_audit_log syslog:server=127.0.0.1,tag=a-b;",
@@ -110,6 +112,8 @@ my @bad = (
     ['', qr/"fhir_gateway" directive needs at least one "fhir_partner"/, 'gateway without partners'],
     ["$ok fhir_max_depth 3;", qr/"fhir_max_depth" must be between 8 and 1000, not 3/, 'depth bounds'],
     ["$ok fhir_public_url fhir.example;", qr/"fhir_public_url" must start with http/, 'bad public url'],
+    [qq{$ok fhir_public_url 'https://fhir.example/a"b';}, qr/"fhir_public_url" "https:\/\/fhir\.example\/a"b" holds a quote/,
+     'a public url with a quote'],
     # a gateway location without proxy_pass would be nginx's static files
     ["$ok server { listen 127.0.0.1:2; location /g/ { fhir_gateway on; } }",
      qr/"fhir_gateway on" in location "\/g\/" without "proxy_pass": include conf\/fhir_proxy\.conf/,
