@@ -1692,6 +1692,14 @@ ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     flcf->prefix = clcf->name;
 
+    /* the prefix goes into the URLs of converted bodies as it is */
+    if (ngx_http_fhir_claim_name(clcf->name.data, clcf->name.len, 511)
+        != NULL)
+    {
+        return "must be in a location whose prefix has no quote, backslash "
+               "or control character, and at most 511 bytes";
+    }
+
     fmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_fhir_module);
 
     if (fmcf->partners.nelts == 0) {

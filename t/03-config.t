@@ -114,6 +114,8 @@ my @bad = (
     ["$ok fhir_public_url fhir.example;", qr/"fhir_public_url" must start with http/, 'bad public url'],
     [qq{$ok fhir_public_url 'https://fhir.example/a"b';}, qr/"fhir_public_url" "https:\/\/fhir\.example\/a"b" holds a quote/,
      'a public url with a quote'],
+    ["$ok server { listen 127.0.0.1:2; location '/f\"x/' { fhir_gateway on; proxy_pass \$fhir_upstream_url; } }",
+     qr/"fhir_gateway" directive must be in a location whose prefix has no quote/, 'a location prefix with a quote'],
     # a gateway location without proxy_pass would be nginx's static files
     ["$ok server { listen 127.0.0.1:2; location /g/ { fhir_gateway on; } }",
      qr/"fhir_gateway on" in location "\/g\/" without "proxy_pass": include conf\/fhir_proxy\.conf/,
