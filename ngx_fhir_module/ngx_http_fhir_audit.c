@@ -758,6 +758,8 @@ ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node)
 {
     ngx_http_request_t   *r = data;
 
+    char                         text[512];
+    size_t                       n;
     fj_node_t                   *resp, *status, *res, *entries, *ref;
     ngx_http_fhir_ctx_t         *ctx;
     ngx_http_fhir_audit_entry_t  *e;
@@ -801,11 +803,12 @@ ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node)
     entries = fj_get(res, "entry");
     e->entries = entries ? (ngx_int_t) fj_count(entries) : 1;
 
+    /* the ids as the partner meant them: JSON escapes decoded */
     if (fj_str_is(fj_get(res, "resourceType"), "Patient")) {
         ref = fj_get_str(res, "id");
         if (ref) {
-            ngx_cpystrn((u_char *) e->patient, (u_char *) ref->raw,
-                        ngx_min(ref->raw_len + 1, sizeof(e->patient)));
+            (void) fhir_json_unescape(e->patient, sizeof(e->patient),
+                                      ref->raw, ref->raw_len);
         }
         return;
     }
@@ -818,8 +821,8 @@ ngx_http_fhir_audit_observe(void *data, int what, fj_node_t *node)
         ref = fj_get_str(fj_get(res, "beneficiary"), "reference");
     }
     if (ref) {
-        (void) fhir_audit_patient_of_reference(ref->raw, ref->raw_len,
-                                               e->patient,
+        n = fhir_json_unescape(text, sizeof(text), ref->raw, ref->raw_len);
+        (void) fhir_audit_patient_of_reference(text, n, e->patient,
                                                sizeof(e->patient));
     }
 }

@@ -836,8 +836,14 @@ ngx_http_fhir_batch_request(void *data, int post, const char *url,
         return;
     }
 
+    /* the URL lives as long as the call: the audit keeps a copy */
     e->post = post;
-    e->url.data = (u_char *) url;
+    e->url.data = ngx_pnalloc(ctx->batch_requests->pool, url_len ? url_len : 1);
+    if (e->url.data == NULL) {
+        ctx->batch_requests = NULL;
+        return;
+    }
+    ngx_memcpy(e->url.data, url, url_len);
     e->url.len = url_len;
 }
 

@@ -165,6 +165,24 @@ sub raw_get {
     is($rec[2]{status}, 404, 'batch: with its own status');
 }
 
+# a batch entry whose URL is written with JSON escapes (as .NET's serializer
+# writes "&" and "=" unless told not to): the audit names the patient the
+# partner reads, not the escaped text
+{
+    my $batch = '{"resourceType":"Bundle","type":"batch","entry":['
+        . qq({"request":{"method":"GET","url":"Observation?patient\\u003d$pid\\u0026_count=2"}},)
+        . qq({"request":{"method":"GET","url":"Patient\\/$pid"}}]});
+    my $r = http_post("$u/fhir/datica/", $batch, 'Content-Type' => 'application/fhir+json');
+    is($r->{status}, 200, 'batch with escaped URLs: 200');
+    my $b = eval { JSON::PP->new->decode($r->{content}) } || {};
+    is($b->{entry}[0]{response}{status}, '200 OK', 'escaped search: the partner answered it');
+    ok(@{ $b->{entry}[0]{resource}{entry} // [] } > 0, 'escaped search: with entries');
+    my @rec = for_request($r->{headers}{'x-request-id'});
+    is($rec[0]{patient}, $pid, 'escaped search: the audit names the patient searched');
+    like($rec[0]{query} // '', qr/^patient=\Q$pid\E&_count=2$/, 'escaped search: the query as the partner read it');
+    is($rec[1]{patient}, $pid, 'escaped read: the audit names the patient read');
+}
+
 # denied, upstream error, aborted stream
 {
     my $r = http_get("$u/fhir/nosuch/Patient/$pid");

@@ -148,6 +148,105 @@ fhir_json_escape(fhir_buf_t *out, const char *s, size_t len)
 }
 
 
+static int fj_hex(int c);
+
+
+size_t
+fhir_json_unescape(char *dst, size_t size, const char *raw, size_t len)
+{
+    size_t    i, n;
+    unsigned  cp, lo;
+    int       k, h;
+    char      u[4];
+
+    if (size == 0) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (raw[i] != '\\' || i + 1 >= len) {
+            if (n + 1 >= size) {
+                break;
+            }
+            dst[n++] = raw[i];
+            continue;
+        }
+
+        i++;
+
+        switch (raw[i]) {
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            cp = 0;
+            for (k = 1; k <= 4 && i + k < len; k++) {
+                h = fj_hex((unsigned char) raw[i + k]);
+                cp = cp * 16 + (unsigned) (h < 0 ? 0 : h);
+            }
+            i += 4;
+
+            if (cp >= 0xd800 && cp <= 0xdbff && i + 6 < len
+                && raw[i + 1] == '\\' && raw[i + 2] == 'u')
+            {
+                lo = 0;
+                for (k = 3; k <= 6; k++) {
+                    h = fj_hex((unsigned char) raw[i + k]);
+                    lo = lo * 16 + (unsigned) (h < 0 ? 0 : h);
+                }
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+            }
+
+            if (cp >= 0xd800 && cp <= 0xdfff) {
+                cp = 0xfffd;
+            }
+            break;
+        default:
+            /* " \ / stand for themselves */
+            cp = (unsigned char) raw[i];
+            break;
+        }
+
+        if (cp < 0x80) {
+            u[0] = (char) cp;
+            k = 1;
+        } else if (cp < 0x800) {
+            u[0] = (char) (0xc0 | (cp >> 6));
+            u[1] = (char) (0x80 | (cp & 0x3f));
+            k = 2;
+        } else if (cp < 0x10000) {
+            u[0] = (char) (0xe0 | (cp >> 12));
+            u[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
+            u[2] = (char) (0x80 | (cp & 0x3f));
+            k = 3;
+        } else {
+            u[0] = (char) (0xf0 | (cp >> 18));
+            u[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
+            u[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
+            u[3] = (char) (0x80 | (cp & 0x3f));
+            k = 4;
+        }
+
+        if (n + (size_t) k >= size) {
+            break;
+        }
+        memcpy(dst + n, u, (size_t) k);
+        n += (size_t) k;
+    }
+
+    dst[n] = '\0';
+    return n;
+}
+
+
 /* arena */
 
 struct fj_chunk_s {

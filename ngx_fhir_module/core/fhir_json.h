@@ -33,6 +33,16 @@ void fhir_buf_free(fhir_buf_t *b);
 /* appends s as the inside of a JSON string (quotes, backslash, controls) */
 int  fhir_json_escape(fhir_buf_t *out, const char *s, size_t len);
 
+/*
+ * The text a JSON string's raw (escaped) bytes stand for, as UTF-8: at most
+ * size - 1 bytes written, then a NUL (the text is never longer than its raw
+ * form, so size len + 1 holds it whole); a lone surrogate becomes U+FFFD.
+ * Returns the text's length.  raw must be valid JSON string content (as a
+ * parsed string's raw is).
+ */
+size_t fhir_json_unescape(char *dst, size_t size, const char *raw,
+    size_t len);
+
 
 /*
  * The UTF-8 character whose first byte (0x80 or above) is at p: its length

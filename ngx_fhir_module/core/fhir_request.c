@@ -258,9 +258,9 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
     fhir_batch_entry_pt on_entry, void *data)
 {
     int          rc = -1;
-    char        *p;
-    size_t       at, n;
-    fhir_buf_t   url = { NULL, 0, 0 };
+    char        *p, *text;
+    size_t       at, n, i, tlen;
+    fhir_buf_t   url = { NULL, 0, 0 }, esc = { NULL, 0, 0 };
     fj_node_t   *bundle, *entries, *e, *req, *method, *u;
     fj_arena_t   arena = { NULL, 0 };
     const char  *perr, *q;
@@ -297,9 +297,32 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
             goto done;
         }
 
+        /* the URL the partner will read, its JSON escapes decoded (a
+         * client may write "=" or "&" as \u003d, \u0026): what is checked,
+         * translated and audited is what the partner gets */
+        text = fj_alloc(&arena, u->raw_len + 1);
+        if (text == NULL) {
+            snprintf(err, err_len, "out of memory");
+            goto done;
+        }
+        tlen = fhir_json_unescape(text, u->raw_len + 1, u->raw, u->raw_len);
+
+        for (i = 0; i < tlen; i++) {
+            if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f) {
+                snprintf(err, err_len, "a batch entry's request.url holds a "
+                         "control character");
+                goto done;
+            }
+        }
+
+        if (tlen == 0) {
+            snprintf(err, err_len, "a batch entry's request.url is empty");
+            goto done;
+        }
+
         if (!fj_str_is(method, "GET")
-            && !(fj_str_is(method, "POST") && u->raw_len > 8
-                 && memcmp(u->raw + u->raw_len - 8, "/_search", 8) == 0))
+            && !(fj_str_is(method, "POST") && tlen > 8
+                 && memcmp(text + tlen - 8, "/_search", 8) == 0))
         {
             snprintf(err, err_len, "the gateway serves reads only: a batch "
                      "entry asks for %.*s", (int) method->raw_len,
@@ -308,22 +331,22 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
         }
 
         if (on_entry) {
-            on_entry(data, fj_str_is(method, "POST"), u->raw, u->raw_len);
+            on_entry(data, fj_str_is(method, "POST"), text, tlen);
         }
 
-        q = memchr(u->raw, '?', u->raw_len);
-        n = q ? (size_t) (q - u->raw) : u->raw_len;
+        q = memchr(text, '?', tlen);
+        n = q ? (size_t) (q - text) : tlen;
 
-        if (q && !fhir_format_ok(q + 1, u->raw_len - n - 1)) {
+        if (q && !fhir_format_ok(q + 1, tlen - n - 1)) {
             snprintf(err, err_len, "a batch entry asks for a _format other "
                      "than JSON (the gateway answers in FHIR JSON only)");
             goto done;
         }
 
         url.len = 0;
-        if (fhir_request_translate(to, u->raw[0] == '/' ? u->raw + 1 : u->raw,
-                                   u->raw[0] == '/' ? n - 1 : n,
-                                   q ? q + 1 : "", q ? u->raw_len - n - 1 : 0,
+        if (fhir_request_translate(to, text[0] == '/' ? text + 1 : text,
+                                   text[0] == '/' ? n - 1 : n,
+                                   q ? q + 1 : "", q ? tlen - n - 1 : 0,
                                    &url)
             != 0)
         {
@@ -331,14 +354,21 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
             goto done;
         }
 
-        p = fj_alloc(&arena, url.len);
+        /* back into the Bundle as JSON string content */
+        esc.len = 0;
+        if (fhir_json_escape(&esc, url.data, url.len) != 0) {
+            snprintf(err, err_len, "out of memory");
+            goto done;
+        }
+
+        p = fj_alloc(&arena, esc.len);
         if (p == NULL) {
             snprintf(err, err_len, "out of memory");
             goto done;
         }
-        memcpy(p, url.data, url.len);
+        memcpy(p, esc.data, esc.len);
         u->raw = p;
-        u->raw_len = url.len;
+        u->raw_len = esc.len;
     }
 
     if (fj_write(out, bundle) != 0) {
@@ -351,6 +381,7 @@ fhir_batch_translate(fhir_version_t to, const char *body, size_t len,
 done:
 
     fhir_buf_free(&url);
+    fhir_buf_free(&esc);
     fj_arena_free(&arena);
     return rc;
 }

@@ -29,7 +29,8 @@ int fhir_format_ok(const char *args, size_t len);
 const char *fhir_partner_type_name(fhir_version_t to, const char *type,
     size_t len);
 
-/* a batch entry's request as the caller wrote it: url is in the body */
+/* a batch entry's request as the partner will read it (the URL's JSON
+ * escapes decoded); url is valid during the call only */
 typedef void (*fhir_batch_entry_pt)(void *data, int post, const char *url,
     size_t url_len);
 

@@ -973,6 +973,19 @@ test_reuse(void)
 }
 
 
+static fhir_buf_t  batch_seen;
+
+/* records each batch entry handed on: "POST URL|" */
+static void
+batch_entry(void *data, int post, const char *url, size_t len)
+{
+    (void) data;
+    fhir_buf_append(&batch_seen, post ? "1 " : "0 ", 2);
+    fhir_buf_append(&batch_seen, url, len);
+    fhir_buf_append(&batch_seen, "|", 1);
+}
+
+
 static void
 test_request(void)
 {
@@ -1072,9 +1085,38 @@ test_request(void)
                                    sizeof(err), NULL, NULL) == 0
               && (fhir_buf_append(&out, "", 1), HAS(out.data, "\"url\":\"Patient/1?_format=json\"")),
               "an entry asking for JSON: as it is: %s", out.data);
+
+        /* escapes: translated and handed on as the partner reads them */
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+            "\"request\":{\"method\":\"GET\",\"url\":"
+            "\"MedicationRequest?patient\\u003d1\\u0026_sort=-date&x=a\\\"b\"}},"
+            "{\"request\":{\"method\":\"POST\",\"url\":\"Patient\\/_search\"}}]}";
+        out.len = 0;
+        batch_seen.len = 0;
+        CHECK(fhir_batch_translate(FHIR_DSTU2, b, strlen(b), 64, &out, err,
+                                   sizeof(err), batch_entry, NULL) == 0,
+              "a batch with escaped URLs: %s", err);
+        fhir_buf_append(&out, "", 1);
+        CHECK(HAS(out.data, "\"url\":\"MedicationOrder?patient=1&_sort:desc"
+                            "=date&x=a\\\"b\""), "escaped entry url translated: %s",
+              out.data);
+        CHECK(HAS(out.data, "\"url\":\"Patient/_search\""),
+              "an escaped /_search is a search: %s", out.data);
+        fhir_buf_append(&batch_seen, "", 1);
+        CHECK(batch_seen.data
+              && strcmp(batch_seen.data, "0 MedicationRequest?patient=1&_sort=-date"
+                                         "&x=a\"b|1 Patient/_search|") == 0,
+              "the entries handed on decoded: %s", batch_seen.data);
+
+        b = "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+            "\"request\":{\"method\":\"GET\",\"url\":\"Patient/1\\r\\nX: 1\"}}]}";
+        CHECK(fhir_batch_translate(FHIR_STU3, b, strlen(b), 64, &out, err,
+                                   sizeof(err), NULL, NULL) != 0
+              && HAS(err, "control character"), "an entry url with CR LF: %s", err);
     }
 
     fhir_buf_free(&out);
+    fhir_buf_free(&batch_seen);
 }
 
 
@@ -1460,6 +1502,63 @@ test_escape(void)
     fhir_buf_free(&out);
 }
 
+/* the unescaper: the cases JSON has, and back from the escaper */
+static void
+test_unescape(void)
+{
+    static const struct {
+        const char  *raw, *text;
+        size_t       len;
+    } cases[] = {
+        { "plain", "plain", 5 },
+        { "a\\\"b", "a\"b", 3 },
+        { "\\\\ \\/ \\b\\f\\n\\r\\t", "\\ / \b\f\n\r\t", 9 },
+        { "patient\\u003dX\\u0026_count=1", "patient=X&_count=1", 18 },
+        { "\\u00e9\\u20ac", "\xc3\xa9\xe2\x82\xac", 5 },
+        { "\\ud83d\\ude00!", "\xf0\x9f\x98\x80!", 5 },
+        { "\\ud83dx", "\xef\xbf\xbdx", 4 },
+        { "\\udc00\\ud800", "\xef\xbf\xbd\xef\xbf\xbd", 6 },
+        { "\\u0000a", "\0a", 2 },
+    };
+    fhir_buf_t  out = { NULL, 0, 0 };
+    char        buf[64], in[300], back[310];
+    size_t      i, j, n;
+    unsigned    seed = 7;
+    int         bad = 0;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        n = fhir_json_unescape(buf, sizeof(buf), cases[i].raw,
+                               strlen(cases[i].raw));
+        CHECK(n == cases[i].len && memcmp(buf, cases[i].text, n) == 0
+              && buf[n] == '\0', "unescape \"%s\"", cases[i].raw);
+    }
+
+    n = fhir_json_unescape(buf, 3, "abcdef", 6);
+    CHECK(n == 2 && strcmp(buf, "ab") == 0, "unescape: cut to the room");
+    n = fhir_json_unescape(buf, 3, "a\\u00e9", 7);
+    CHECK(n == 1 && strcmp(buf, "a") == 0,
+          "unescape: a character that does not fit is left out whole");
+
+    for (j = 0; j < 2000; j++) {
+        n = j % 40 + (j % 7 == 0 ? 200 : 0);
+        for (i = 0; i < n; i++) {
+            seed = seed * 1103515245 + 12345;
+            in[i] = (seed >> 16) % 10 ? (char) ('a' + (seed >> 8) % 26)
+                                      : (char) (seed >> 20);
+        }
+        out.len = 0;
+        if (fhir_json_escape(&out, in, n) != 0
+            || fhir_json_unescape(back, sizeof(back), out.data, out.len) != n
+            || memcmp(back, in, n) != 0)
+        {
+            bad++;
+        }
+    }
+
+    CHECK(bad == 0, "unescape(escape(x)) == x (%d differ)", bad);
+    fhir_buf_free(&out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1477,6 +1576,7 @@ main(int argc, char **argv)
     test_form();
     test_code_systems();
     test_escape();
+    test_unescape();
     test_utf8();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
