@@ -165,6 +165,14 @@ sub raw_get {
     is($rec[2]{status}, 404, 'batch: with its own status');
 }
 
+# a search parameter name written with an escape or the :Patient modifier
+# still names the patient for the audit (the partner reads it so)
+for my $q ("pati%65nt=$pid&_count=1", "subject:Patient=$pid&_count=1") {
+    my $r = http_get("$u/fhir/datica/Observation?$q");
+    my ($a) = for_request($r->{headers}{'x-request-id'});
+    is($a->{patient}, $pid, "Observation?$q: the audit names the patient");
+}
+
 # a batch entry whose URL is written with JSON escapes (as .NET's serializer
 # writes "&" and "=" unless told not to): the audit names the patient the
 # partner reads, not the escaped text

@@ -142,23 +142,36 @@ static void
 fhir_audit_patient_from_args(const char *args, size_t len, int patient_type,
     fhir_audit_what_t *w)
 {
-    const char  *p = args, *end = args + len, *amp, *eq;
-    char         val[256];
-    size_t       n, vlen;
+    const char  *p = args, *end = args + len, *amp, *eq, *colon;
+    char         val[256], key[64];
+    size_t       n, vlen, klen;
 
     while (p < end) {
         amp = memchr(p, '&', (size_t) (end - p));
         n = amp ? (size_t) (amp - p) : (size_t) (end - p);
         eq = memchr(p, '=', n);
 
-        if (eq) {
-            size_t  klen = (size_t) (eq - p);
+        if (eq && (size_t) (eq - p) < sizeof(key)) {
+            /* the name as the partner reads it (pati%65nt is patient),
+             * with the one modifier that still names a patient's id
+             * (subject:Patient=123); :missing, :not and the others,
+             * and chained names, do not */
+            klen = fhir_unescape(key, sizeof(key), p, (size_t) (eq - p));
+            colon = memchr(key, ':', klen);
+            if (colon) {
+                if (strcmp(colon + 1, "Patient") != 0) {
+                    klen = 0;
+                } else {
+                    klen = (size_t) (colon - key);
+                }
+            }
 
-            if ((klen == 7 && memcmp(p, "patient", 7) == 0)
-                || (klen == 7 && memcmp(p, "subject", 7) == 0)
-                || (klen == 11 && memcmp(p, "beneficiary", 11) == 0)
-                || (patient_type && ((klen == 3 && memcmp(p, "_id", 3) == 0)
-                                     || (klen == 2 && memcmp(p, "id", 2) == 0))))
+            if ((klen == 7 && memcmp(key, "patient", 7) == 0)
+                || (klen == 7 && memcmp(key, "subject", 7) == 0)
+                || (klen == 11 && memcmp(key, "beneficiary", 11) == 0)
+                || (patient_type
+                    && ((klen == 3 && memcmp(key, "_id", 3) == 0)
+                        || (klen == 2 && memcmp(key, "id", 2) == 0))))
             {
                 vlen = fhir_unescape(val, sizeof(val), eq + 1,
                                      (size_t) (p + n - eq - 1));

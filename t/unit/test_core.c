@@ -1502,6 +1502,39 @@ test_escape(void)
     fhir_buf_free(&out);
 }
 
+/* the patient a search names, as the partner reads its parameters */
+static void
+test_audit_patient(void)
+{
+    static const struct {
+        const char  *path, *args, *patient;
+    } cases[] = {
+        { "Observation", "patient=123&_count=2", "123" },
+        { "Observation", "subject=Patient/123", "123" },
+        { "Observation", "subject:Patient=123", "123" },
+        { "Observation", "pati%65nt=123", "123" },
+        { "Observation", "_count=1&subject=http://x/fhir/Patient/123", "123" },
+        { "Coverage", "beneficiary=Patient%2F77", "77" },
+        { "Patient", "_id=5", "5" },
+        { "Observation", "_id=5", "" },
+        { "Observation", "patient:missing=true", "" },
+        { "Observation", "subject:Group=9", "" },
+        { "Observation", "subject=Group/9", "" },
+        { "Observation", "patient.name=Smith", "" },
+    };
+    fhir_audit_what_t  w;
+    size_t             i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fhir_audit_classify(0, cases[i].path, strlen(cases[i].path),
+                            cases[i].args, strlen(cases[i].args), &w);
+        CHECK(strcmp(w.patient, cases[i].patient) == 0,
+              "audit: %s?%s names patient \"%s\" (got \"%s\")", cases[i].path,
+              cases[i].args, cases[i].patient, w.patient);
+    }
+}
+
+
 /* the unescaper: the cases JSON has, and back from the escaper */
 static void
 test_unescape(void)
@@ -1577,6 +1610,7 @@ main(int argc, char **argv)
     test_code_systems();
     test_escape();
     test_unescape();
+    test_audit_patient();
     test_utf8();
 
     test_golden("t/golden/dstu2", FHIR_DSTU2);
