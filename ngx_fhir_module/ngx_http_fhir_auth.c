@@ -107,7 +107,7 @@ ngx_http_fhir_token_signing_key(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (cf->args->nelts > 2) {
         ac->kid = value[2];
-        why = ngx_http_fhir_claim_name(ac->kid.data, ac->kid.len, 128);
+        why = ngx_http_fhir_json_safe(ac->kid.data, ac->kid.len, 128);
         if (why) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "fhir_token_signing_key: the key id \"%V\" %s",
@@ -201,12 +201,13 @@ ngx_http_fhir_auth_trust(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * A name that goes into the claims of the tokens the gateway signs, as a
- * JSON string written as it is: no quote, backslash or control character,
- * and short enough that the claims keep within their buffer.
+ * A configured value the gateway writes as it is inside a JSON string (the
+ * claims of the tokens it signs, a client assertion, the URLs of converted
+ * bodies): no quote, backslash or control character, and short enough for
+ * the buffers it goes into.  Returns why not, or NULL.
  */
 const char *
-ngx_http_fhir_claim_name(u_char *p, size_t len, size_t max)
+ngx_http_fhir_json_safe(u_char *p, size_t len, size_t max)
 {
     size_t  i;
 
@@ -305,7 +306,7 @@ ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        why = ngx_http_fhir_claim_name(f[0], flen[0], 128);
+        why = ngx_http_fhir_json_safe(f[0], flen[0], 128);
         what = "client id";
         if (why == NULL) {
             /* each tenant of the list, up to 128 bytes */
@@ -315,7 +316,7 @@ ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 if (comma == NULL) {
                     comma = f[1] + flen[1];
                 }
-                why = ngx_http_fhir_claim_name(t, comma - t, 128);
+                why = ngx_http_fhir_json_safe(t, comma - t, 128);
                 if (why == NULL && comma == t) {
                     why = "is empty";
                 }
@@ -449,7 +450,7 @@ ngx_http_fhir_auth_check(ngx_conf_t *cf, ngx_http_fhir_main_conf_t *fmcf)
         ac->audience = ac->issuer;
     }
 
-    why = ngx_http_fhir_claim_name(ac->issuer.data, ac->issuer.len, 256);
+    why = ngx_http_fhir_json_safe(ac->issuer.data, ac->issuer.len, 256);
     if (why) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"fhir_token_issuer\" %s",
                            why);
@@ -460,7 +461,7 @@ ngx_http_fhir_auth_check(ngx_conf_t *cf, ngx_http_fhir_main_conf_t *fmcf)
     if (ac->token_url.len
         && ((ngx_strncmp(ac->token_url.data, "http://", 7) != 0
              && ngx_strncmp(ac->token_url.data, "https://", 8) != 0)
-            || ngx_http_fhir_claim_name(ac->token_url.data, ac->token_url.len,
+            || ngx_http_fhir_json_safe(ac->token_url.data, ac->token_url.len,
                                         511)))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"fhir_token_url\" \"%V\" "
@@ -470,7 +471,7 @@ ngx_http_fhir_auth_check(ngx_conf_t *cf, ngx_http_fhir_main_conf_t *fmcf)
         return NGX_CONF_ERROR;
     }
 
-    why = ngx_http_fhir_claim_name(ac->audience.data, ac->audience.len, 256);
+    why = ngx_http_fhir_json_safe(ac->audience.data, ac->audience.len, 256);
     if (why) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"fhir_token_audience\" %s", why);

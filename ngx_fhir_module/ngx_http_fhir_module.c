@@ -706,7 +706,7 @@ ngx_http_fhir_host_ok(ngx_str_t *host)
             continue;
         }
 
-        if (ngx_strchr("-._~!$&'()*+,;=:[]%", c) == NULL) {
+        if (c == '\0' || ngx_strchr("-._~!$&'()*+,;=:[]%", c) == NULL) {
             return 0;
         }
     }
@@ -1639,7 +1639,7 @@ ngx_http_fhir_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* written as it is into the URLs of converted bodies */
     if (conf->public_url.len
-        && (why = ngx_http_fhir_claim_name(conf->public_url.data,
+        && (why = ngx_http_fhir_json_safe(conf->public_url.data,
                                            conf->public_url.len, 511)))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1699,7 +1699,7 @@ ngx_http_fhir_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     flcf->prefix = clcf->name;
 
     /* the prefix goes into the URLs of converted bodies as it is */
-    if (ngx_http_fhir_claim_name(clcf->name.data, clcf->name.len, 511)
+    if (ngx_http_fhir_json_safe(clcf->name.data, clcf->name.len, 511)
         != NULL)
     {
         return "must be in a location whose prefix has no quote, backslash "
@@ -1950,7 +1950,7 @@ ngx_http_fhir_partner_setting(ngx_conf_t *cf, ngx_http_fhir_partner_t *partner,
         || ngx_strcmp(value[0].data, "token_url") == 0)
     {
         /* written as they are into the client assertion's JSON */
-        why = ngx_http_fhir_claim_name(value[1].data, value[1].len,
+        why = ngx_http_fhir_json_safe(value[1].data, value[1].len,
                                        value[0].data[0] == 't' ? 511 : 128);
         if (why) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -235,9 +235,9 @@ char *ngx_http_fhir_clients_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_fhir_tenant(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_fhir_token_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-/* why a name cannot be written as it is inside a JSON string of the
- * claims (max: 128, 256 or 511 bytes), or NULL; plain C, thread-safe */
-const char *ngx_http_fhir_claim_name(u_char *p, size_t len, size_t max);
+/* why a value cannot be written as it is inside a JSON string (max: 128,
+ * 256 or 511 bytes), or NULL; plain C, thread-safe */
+const char *ngx_http_fhir_json_safe(u_char *p, size_t len, size_t max);
 char *ngx_http_fhir_auth_check(ngx_conf_t *cf,
     ngx_http_fhir_main_conf_t *fmcf);
 ngx_int_t ngx_http_fhir_authenticate(ngx_http_request_t *r,

@@ -326,7 +326,7 @@ ngx_http_fhir_discover_token_url(const char *body, size_t len,
                     if (cJSON_IsString(u) && url == NULL
                         && (strncmp(u->valuestring, "https://", 8) == 0
                             || strncmp(u->valuestring, "http://", 7) == 0)
-                        && ngx_http_fhir_claim_name(
+                        && ngx_http_fhir_json_safe(
                                (u_char *) u->valuestring,
                                strlen(u->valuestring), 511) == NULL
                         && strchr(u->valuestring, ' ') == NULL)
