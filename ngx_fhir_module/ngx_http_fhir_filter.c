@@ -518,8 +518,12 @@ ngx_http_fhir_partner_headers(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
         } else if (NGX_HTTP_FHIR_IS("Content-MD5")
                    || NGX_HTTP_FHIR_IS("Digest")
                    || NGX_HTTP_FHIR_IS("Content-Digest")
-                   || NGX_HTTP_FHIR_IS("Repr-Digest"))
+                   || NGX_HTTP_FHIR_IS("Repr-Digest")
+                   || NGX_HTTP_FHIR_IS("Link"))
         {
+            /* digests of bytes the caller does not get; links (RFC 8288)
+             * to the partner's own URLs, which paging through them would
+             * take the caller around the gateway to */
             h[i].hash = 0;
         }
     }

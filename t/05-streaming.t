@@ -54,6 +54,7 @@ server {
         root $big_dir; default_type "application/json+fhir";
         add_header Content-MD5 "bWQ1"; add_header Digest "sha-256=c2hh";
         add_header Content-Digest "sha-256=:c2hh:"; add_header Repr-Digest "sha-256=:c2hh:";
+        add_header Link '<http://127.0.0.1:$big_up/fhir/Observation.json?page=2>; rel="next"';
         add_header Strict-Transport-Security "max-age=1; includeSubDomains";
         add_header Alt-Svc 'h3=":443"'; add_header Clear-Site-Data '"*"';
         add_header Access-Control-Allow-Origin "*"; add_header X-Powered-By "PartnerStack 1.0";
@@ -350,6 +351,8 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
     my @dg = qw(content-md5 digest content-digest repr-digest);
     is(scalar(grep { exists $direct->{headers}{$_} } @dg), 4, 'the partner sends four digests of its body');
     unlike($h, qr/^(Content-MD5|Digest|Content-Digest|Repr-Digest):/mi, 'none reaches the caller (HEAD)');
+    ok(exists $direct->{headers}{link}, 'the partner sends a Link to its own URL');
+    unlike($h, qr/^Link:/mi, 'it does not reach the caller');
     my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Small.json");
     is($r->{status}, 200, 'GET of a converted body: 200');
     is(scalar(grep { exists $r->{headers}{$_} } @dg), 0, '... without the partner\'s digests');
