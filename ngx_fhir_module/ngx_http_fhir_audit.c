@@ -988,7 +988,7 @@ ngx_http_fhir_audit_record(ngx_http_request_t *r, ngx_http_fhir_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fhir_audit_handler(ngx_http_request_t *r)
 {
-    u_char                        *q;
+    u_char                        *q, *src, *dst, path[512];
     size_t                         n, skip;
     ngx_str_t                      query, *url;
     ngx_uint_t                     i, status, refused;
@@ -1057,8 +1057,15 @@ ngx_http_fhir_audit_handler(ngx_http_request_t *r)
             n = q ? (size_t) (q - url->data) : url->len;
             skip = (url->len && url->data[0] == '/') ? 1 : 0;
 
-            fhir_audit_classify(breq[i].post, (char *) url->data + skip,
-                                n - skip, q ? (char *) q + 1 : "",
+            /* the path as the partner reads it (Observ%61tion is a
+             * search of Observations), as a direct request's is */
+            src = url->data + skip;
+            dst = path;
+            ngx_unescape_uri(&dst, &src, ngx_min(n - skip, sizeof(path)),
+                             NGX_UNESCAPE_URI);
+
+            fhir_audit_classify(breq[i].post, (char *) path, dst - path,
+                                q ? (char *) q + 1 : "",
                                 q ? url->len - n - 1 : 0, &w);
 
             status = (results && i < ctx->batch_results->nelts)

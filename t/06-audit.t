@@ -179,7 +179,8 @@ for my $q ("pati%65nt=$pid&_count=1", "subject:Patient=$pid&_count=1") {
 {
     my $batch = '{"resourceType":"Bundle","type":"batch","entry":['
         . qq({"request":{"method":"GET","url":"Observation?patient\\u003d$pid\\u0026_count=2"}},)
-        . qq({"request":{"method":"GET","url":"Patient\\/$pid"}}]});
+        . qq({"request":{"method":"GET","url":"Patient\\/$pid"}},)
+        . qq({"request":{"method":"GET","url":"Observ%61tion?patient=$pid&_count=1"}}]});
     my $r = http_post("$u/fhir/datica/", $batch, 'Content-Type' => 'application/fhir+json');
     is($r->{status}, 200, 'batch with escaped URLs: 200');
     my $b = eval { JSON::PP->new->decode($r->{content}) } || {};
@@ -189,6 +190,8 @@ for my $q ("pati%65nt=$pid&_count=1", "subject:Patient=$pid&_count=1") {
     is($rec[0]{patient}, $pid, 'escaped search: the audit names the patient searched');
     like($rec[0]{query} // '', qr/^patient=\Q$pid\E&_count=2$/, 'escaped search: the query as the partner read it');
     is($rec[1]{patient}, $pid, 'escaped read: the audit names the patient read');
+    is($rec[2]{event}, 'vitals.search', 'a percent-encoded type: the event of the type the partner reads');
+    is($rec[2]{resource_type}, 'Observation', '... and that type');
 }
 
 # denied, upstream error, aborted stream
