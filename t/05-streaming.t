@@ -34,6 +34,12 @@ my $big_dir = FhirTest::top_dir() . '/build/t/streaming-big';
     }
     my @enc = map { $js->encode({ resource => $_ }) } @obs;
     # and a small one, for byte ranges
+    # an Observation whose subject is written with JSON escapes
+    File::Path::make_path("$big_dir/fhir/Observation");
+    open my $es, '>', "$big_dir/fhir/Observation/esc1" or die $!;
+    print $es '{"resourceType":"Observation","id":"esc1","status":"final","code":{"text":"x"},'
+        . '"subject":{"reference":"Patient\\/esc\\u002d1"}}';
+    close $es;
     open my $sm, '>', "$big_dir/fhir/Small.json" or die $!;
     print $sm '{"resourceType":"Bundle","type":"searchset","total":3,"entry":['
         . join(',', @enc[0 .. 2]) . ']}';
@@ -385,6 +391,19 @@ gated_end($small_port, 'gated end, small proxy buffers', 0);
                 map { JSON::PP->new->decode($_) }
                 do { open my $fh, '<', $g->prefix . '/logs/audit.log' or die $!; <$fh> };
     is($rec && "$rec->{status} $rec->{outcome}", '304 success', '... audited as a successful read');
+}
+
+# the patient of a read comes from the partner's resource, its JSON escapes
+# decoded ("Patient\/esc\u002d1" is patient esc-1)
+{
+    my $r = HTTP::Tiny->new->get("http://127.0.0.1:$big_port/fhir/big/Observation/esc1");
+    is($r->{status}, 200, 'a read whose subject is written with escapes: 200');
+    my $rid = $r->{headers}{'x-request-id'} // 'none';
+    select(undef, undef, undef, 0.2);
+    my ($rec) = grep { ($_->{request_id} // "") eq $rid }
+                map { JSON::PP->new->decode($_) }
+                do { open my $fh, '<', $g->prefix . '/logs/audit.log' or die $!; <$fh> };
+    is($rec && $rec->{patient}, 'esc-1', '... audited with the patient the reference names');
 }
 
 # a caller's byte range: a range of the converted body is not a range of the
